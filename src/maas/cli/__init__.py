@@ -1,0 +1,1 @@
+"""The ``maas`` command: one module per command group (Typer + Rich)."""

@@ -1,0 +1,40 @@
+"""``maas alias``: point names such as production or staging at versions."""
+
+from __future__ import annotations
+
+import typer
+
+from maas.cli.console import console, settings
+from maas.cli.identity import actor
+from maas.registry.service import Registry
+
+app = typer.Typer(help="Set, move or remove aliases (production, staging, any name).", no_args_is_help=True)
+
+
+@app.command("set")
+def set_alias(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Argument(..., help="Alias, e.g. production or staging."),
+    version: int = typer.Argument(..., help="Version number the alias should point at."),
+) -> None:
+    """Point ALIAS of model NAME at VERSION (a running server follows within seconds)."""
+    registry = Registry.from_settings(settings())
+    try:
+        result = registry.set_alias(name, alias, version, actor=actor())
+    finally:
+        registry.close()
+    console.print(f"{result.model_name}@[bold]{result.name}[/] -> version {result.version}")
+
+
+@app.command("delete")
+def delete_alias(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Argument(..., help="Alias to remove."),
+) -> None:
+    """Remove ALIAS from model NAME."""
+    registry = Registry.from_settings(settings())
+    try:
+        registry.delete_alias(name, alias, actor=actor())
+    finally:
+        registry.close()
+    console.print(f"removed {name}@{alias}")

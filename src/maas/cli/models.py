@@ -1,0 +1,94 @@
+"""``maas models``: list, show and upload model versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from maas.cli.console import console, settings
+from maas.cli.identity import actor
+from maas.registry.entities import ModelVersion
+from maas.registry.service import Registry
+from maas.serving.uploads import register_upload
+
+app = typer.Typer(help="List, show and upload model versions.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models() -> None:
+    """List every model with its versions and aliases."""
+    registry = Registry.from_settings(settings())
+    try:
+        table = Table("model", "versions", "latest", "aliases", title="models")
+        for model in registry.list_models():
+            versions = registry.list_versions(model.name)
+            aliases = ", ".join(f"{a.name}->{a.version}" for a in registry.list_aliases(model.name))
+            latest = str(versions[-1].version) if versions else "-"
+            table.add_row(model.name, str(len(versions)), latest, aliases or "-")
+    finally:
+        registry.close()
+    if table.row_count == 0:
+        console.print("no models yet: run [bold]maas train[/] or [bold]maas models upload[/]")
+    else:
+        console.print(table)
+
+
+@app.command("show")
+def show(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(
+        None, help="Version number or alias; default: the served one (production, else newest)."
+    ),
+) -> None:
+    """Show one version: signature, metrics, lineage and the aliases on it."""
+    registry = Registry.from_settings(settings())
+    try:
+        found = registry.resolve(name, version)
+        aliases = [a.name for a in registry.list_aliases(name) if a.version == found.version]
+    finally:
+        registry.close()
+    _print_version(found, aliases)
+
+
+def _print_version(version: ModelVersion, aliases: list[str]) -> None:
+    console.print(f"[bold]{version.model_name}[/] version [bold]{version.version}[/]"
+                  + (f"  aliases: {', '.join(aliases)}" if aliases else ""))
+    console.print(f"format {version.artifact_format}, {version.size_bytes:,} bytes, "
+                  f"sha256 {version.artifact_sha256}, created {version.created_at:%Y-%m-%d %H:%M:%S %Z}")
+    signature = Table("", "name", "datatype", "shape", title="signature")
+    for kind, specs in (("input", version.signature.inputs), ("output", version.signature.outputs)):
+        for spec in specs:
+            signature.add_row(kind, spec.name, spec.datatype, str(list(spec.shape)))
+    console.print(signature)
+    if version.metrics:
+        metrics = Table("metric", "value", title="metrics")
+        for key, value in version.metrics.items():
+            metrics.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        console.print(metrics)
+    console.print("lineage:", json.dumps(version.lineage, indent=2, sort_keys=True))
+
+
+@app.command("upload")
+def upload(
+    file: Path = typer.Argument(..., help="The model file (ONNX).", exists=True, dir_okay=False, readable=True),
+    name: str = typer.Option(..., "--name", "-n", help="Model name; created on its first version."),
+    artifact_format: str = typer.Option("onnx", "--format", help="Artifact format."),
+    description: str = typer.Option("", help="Description of the model (kept on first upload)."),
+) -> None:
+    """Register FILE as a new version of model NAME after checking that it loads.
+
+    Files that do not load in their runtime, and pickles whatever their name, are refused.
+    """
+    registry = Registry.from_settings(settings())
+    try:
+        version = register_upload(
+            registry, name, file, artifact_format=artifact_format, actor=actor(),
+            lineage={"filename": file.name}, description=description,
+        )
+    finally:
+        registry.close()
+    console.print(f"registered [bold]{version.model_name}[/] version [bold]{version.version}[/] "
+                  f"(sha256 {version.artifact_sha256[:12]})")

@@ -1,0 +1,77 @@
+"""The one settings object of maas; nothing else reads the environment.
+
+Sources, highest priority first: keyword arguments, ``MAAS_*`` environment
+variables (``__`` separates nested fields), an optional ``maas.toml`` in the
+working directory (or the file named by ``MAAS_CONFIG``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Where maas keeps its state and where it listens.
+
+    >>> Settings(home=Path("/tmp/m")).resolved_database_url
+    'sqlite:////tmp/m/maas.db'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MAAS_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(Path(".maas"), description="Folder for the default database and artifacts.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the registry; default: SQLite file in `home`."
+    )
+    artifacts_dir: Path | None = Field(
+        None, description="Folder of the content-addressed artifact store; default: `home/artifacts`."
+    )
+    host: str = Field("127.0.0.1", description="Address the server binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the REST server.")
+    refresh_interval_s: float = Field(
+        2.0, gt=0, description="How often the server re-reads aliases and new versions."
+    )
+    max_request_size_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest inference or upload body accepted."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("MAAS_CONFIG", "maas.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'maas.db').absolute()}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return (self.artifacts_dir or self.home / "artifacts").absolute()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"

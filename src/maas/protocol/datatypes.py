@@ -1,0 +1,53 @@
+"""The V2 datatype names and their numpy equivalents.
+
+BYTES tensors are numpy ``object`` arrays whose elements are ``bytes``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+from maas.errors import InvalidInputError
+
+__all__ = ["DATATYPES", "datatype_of", "numpy_dtype"]
+
+_TO_NUMPY: Final[dict[str, np.dtype]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+_FROM_NUMPY: Final[dict[np.dtype, str]] = {v: k for k, v in _TO_NUMPY.items()}
+
+DATATYPES: Final[frozenset[str]] = frozenset(_TO_NUMPY)
+
+
+def numpy_dtype(datatype: str) -> np.dtype:
+    """The numpy dtype that holds elements of a V2 ``datatype``."""
+    try:
+        return _TO_NUMPY[datatype]
+    except KeyError:
+        raise InvalidInputError(
+            f"unknown datatype {datatype!r}; expected one of {', '.join(sorted(DATATYPES))}"
+        ) from None
+
+
+def datatype_of(dtype: np.dtype) -> str:
+    """The V2 datatype name of a numpy dtype (str and bytes arrays are BYTES)."""
+    if dtype.kind in ("S", "U", "O"):
+        return "BYTES"
+    try:
+        return _FROM_NUMPY[np.dtype(dtype)]
+    except KeyError:
+        raise InvalidInputError(f"numpy dtype {dtype} has no V2 datatype") from None

@@ -1,0 +1,8 @@
+"""The model registry: models, immutable versions, aliases, lineage and an audit log."""
+
+from __future__ import annotations
+
+from maas.registry.entities import Alias, AuditEvent, Model, ModelVersion
+from maas.registry.service import Registry
+
+__all__ = ["Alias", "AuditEvent", "Model", "ModelVersion", "Registry"]

@@ -1,0 +1,259 @@
+"""``Registry``: the registry's public API and its rules, used by the server, CLI and trainer.
+
+Rules kept here: names are validated before any write; versions are numbered 1, 2, 3...
+per model inside the inserting transaction; every change writes its audit event in the
+same transaction; a version and its artifact appear together or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from maas.config import Settings
+from maas.errors import ConflictError, NotFoundError
+from maas.protocol.signature import Signature
+from maas.registry import repository as repo
+from maas.registry.engine import create_registry_engine, writing
+from maas.registry.entities import Alias, AuditEvent, Model, ModelVersion
+from maas.registry.migrate import upgrade
+from maas.registry.names import (
+    PRODUCTION_ALIAS,
+    check_alias_name,
+    check_artifact_format,
+    check_json_object,
+    check_model_name,
+)
+from maas.registry.tables import AliasRow, AuditEventRow, ModelRow, ModelVersionRow, utc_now
+from maas.registry.transactions import transaction
+from maas.store import ArtifactStore, LocalStore
+
+__all__ = ["Registry"]
+
+_REGISTER_ATTEMPTS = 5
+
+
+class Registry:
+    """Models, immutable numbered versions, aliases and an audit log over one database.
+
+    >>> registry = Registry.from_settings(Settings(home=Path("/tmp/m")))  # doctest: +SKIP
+    >>> v = registry.register_version("iris", Path("iris.onnx"), artifact_format="onnx",
+    ...                               signature=signature)  # doctest: +SKIP
+    >>> registry.set_alias("iris", "production", v.version)  # doctest: +SKIP
+    >>> registry.resolve("iris").version == v.version  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, database_url: str, store: ArtifactStore) -> None:
+        self._engine = create_registry_engine(database_url)
+        self._store = store
+        self._reads = sessionmaker(self._engine, expire_on_commit=False)
+        self._writes = sessionmaker(writing(self._engine), expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> Registry:
+        """The registry that ``settings`` names; migrated to the newest schema unless told not."""
+        registry = cls(settings.resolved_database_url, LocalStore(settings.resolved_artifacts_dir))
+        if upgrade:
+            try:
+                registry.upgrade()
+            except BaseException:
+                registry.close()
+                raise
+        return registry
+
+    def upgrade(self) -> None:
+        """Migrate the database to the newest schema; harmless when it already is."""
+        upgrade(self._engine)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    @property
+    def store(self) -> ArtifactStore:
+        return self._store
+
+    def register_version(
+        self,
+        model_name: str,
+        artifact: Path,
+        *,
+        artifact_format: str,
+        signature: Signature,
+        metrics: dict[str, Any] | None = None,
+        lineage: dict[str, Any] | None = None,
+        actor: str = "cli",
+        description: str = "",
+    ) -> ModelVersion:
+        """Store ``artifact`` and record it as the model's next version (the model is created
+        on its first version, with ``description``; later descriptions are ignored)."""
+        check_model_name(model_name)
+        check_artifact_format(artifact_format)
+        metrics = check_json_object("metrics", metrics)
+        lineage = check_json_object("lineage", lineage)
+        signature_json = signature.to_dict()
+        try:
+            stored = self._store.put_file(Path(artifact))
+        except FileNotFoundError:
+            raise NotFoundError(f"artifact file {str(artifact)!r} not found") from None
+        try:
+            for attempt in range(_REGISTER_ATTEMPTS):
+                try:
+                    with transaction(self._writes) as session:
+                        row = ModelVersionRow(
+                            artifact_sha256=stored.sha256,
+                            artifact_format=artifact_format,
+                            size_bytes=stored.size_bytes,
+                            signature=signature_json,
+                            metrics=metrics,
+                            lineage=lineage,
+                            created_at=utc_now(),
+                        )
+                        repo.add_version(session, model_name, row, actor, description)
+                        return repo.to_version(row)
+                except ConflictError:
+                    # Another writer created the model or took the number first (PostgreSQL).
+                    if attempt == _REGISTER_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.01 * (attempt + 1))
+            raise AssertionError("unreachable")  # pragma: no cover
+        except BaseException:
+            self._discard_unreferenced(stored.sha256)
+            raise
+
+    def list_models(self) -> list[Model]:
+        with transaction(self._reads) as session:
+            rows = session.scalars(select(ModelRow).order_by(ModelRow.name))
+            return [repo.to_model(row) for row in rows]
+
+    def get_model(self, name: str) -> Model:
+        with transaction(self._reads) as session:
+            return repo.to_model(repo.require_model(session, name))
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of the model, oldest first."""
+        with transaction(self._reads) as session:
+            model = repo.require_model(session, name)
+            rows = session.scalars(
+                select(ModelVersionRow)
+                .where(ModelVersionRow.model_id == model.id)
+                .order_by(ModelVersionRow.version)
+            )
+            return [repo.to_version(row) for row in rows]
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        with transaction(self._reads) as session:
+            model = repo.require_model(session, name)
+            return repo.to_version(repo.require_version(session, model, int(version)))
+
+    def resolve(self, name: str, ref: str | int | None = None) -> ModelVersion:
+        """The version a reference means.
+
+        ``None``: the ``production`` alias if set, else the newest version; an int or an
+        all-digit string: that version; any other string: that alias.
+        """
+        with transaction(self._reads) as session:
+            model = repo.require_model(session, name)
+            if isinstance(ref, int) or (isinstance(ref, str) and ref.isdecimal()):
+                return repo.to_version(repo.require_version(session, model, int(ref)))
+            if ref is None:
+                alias = repo.find_alias(session, model, PRODUCTION_ALIAS)
+                if alias is not None:
+                    return repo.to_version(alias.target)
+                newest = repo.newest_version(session, model)
+                if newest is None:
+                    raise NotFoundError(f"model {name!r} has no versions", {"model": name})
+                return repo.to_version(newest)
+            alias = repo.find_alias(session, model, ref)
+            if alias is None:
+                raise NotFoundError(
+                    f"alias {ref!r} of model {name!r} not found", {"model": name, "alias": ref}
+                )
+            return repo.to_version(alias.target)
+
+    def set_alias(self, name: str, alias: str, version: int, *, actor: str = "cli") -> Alias:
+        """Point ``alias`` at ``version`` (creating or moving it); the audit keeps from/to."""
+        check_alias_name(alias)
+        with transaction(self._writes) as session:
+            model = repo.require_model(session, name, lock=True)
+            target = repo.require_version(session, model, int(version))
+            row = repo.find_alias(session, model, alias)
+            previous = None if row is None else row.target.version
+            if row is None:
+                row = AliasRow(model=model, name=alias, target=target, updated_at=utc_now())
+                session.add(row)
+            else:
+                row.target = target
+                row.updated_at = utc_now()
+            repo.add_event(
+                session,
+                "alias.set",
+                name,
+                actor=actor,
+                version=target.version,
+                details={"alias": alias, "from": previous, "to": target.version},
+            )
+            session.flush()
+            return repo.to_alias(row)
+
+    def delete_alias(self, name: str, alias: str, *, actor: str = "cli") -> None:
+        """Remove ``alias``; NotFoundError if the model or the alias does not exist."""
+        with transaction(self._writes) as session:
+            model = repo.require_model(session, name, lock=True)
+            row = repo.find_alias(session, model, alias)
+            if row is None:
+                raise NotFoundError(
+                    f"alias {alias!r} of model {name!r} not found", {"model": name, "alias": alias}
+                )
+            version = row.target.version
+            session.delete(row)
+            repo.add_event(
+                session,
+                "alias.delete",
+                name,
+                actor=actor,
+                version=version,
+                details={"alias": alias, "from": version},
+            )
+
+    def list_aliases(self, name: str) -> list[Alias]:
+        with transaction(self._reads) as session:
+            model = repo.require_model(session, name)
+            rows = session.scalars(
+                select(AliasRow).where(AliasRow.model_id == model.id).order_by(AliasRow.name)
+            )
+            return [repo.to_alias(row) for row in rows]
+
+    def audit_log(self, model_name: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        """The newest ``limit`` events, newest first, of one model or of all."""
+        query = select(AuditEventRow).order_by(AuditEventRow.id.desc()).limit(max(0, limit))
+        if model_name is not None:
+            query = query.where(AuditEventRow.model_name == model_name)
+        with transaction(self._reads) as session:
+            return [repo.to_event(row) for row in session.scalars(query)]
+
+    def artifact_path(self, version: ModelVersion) -> Path:
+        """A local path to the version's artifact, verified against its sha256."""
+        return self._store.path(version.artifact_sha256)
+
+    def change_token(self) -> tuple[int, int]:
+        """(newest audit event id, number of versions): changes whenever anything changed."""
+        with transaction(self._reads) as session:
+            last_event = session.scalar(select(func.max(AuditEventRow.id))) or 0
+            versions = session.scalar(select(func.count(ModelVersionRow.id))) or 0
+            return int(last_event), int(versions)
+
+    def _discard_unreferenced(self, sha256: str) -> None:
+        """Delete an artifact whose version was not recorded, unless a version uses it."""
+        try:
+            with transaction(self._reads) as session:
+                if repo.sha256_in_use(session, sha256):
+                    return
+        except Exception:
+            return  # cannot tell: keeping an orphan is safer than losing a version's bytes
+        self._store.delete(sha256)

@@ -1,0 +1,145 @@
+"""The registry's SQLAlchemy tables; nothing outside ``maas.registry`` sees these rows.
+
+The schema itself is created by the Alembic migrations in ``migrations/``; these classes
+must stay in step with them. Versions are immutable and audit events append-only: the
+``before_update`` guards below turn an accidental ORM update into an error.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "AliasRow",
+    "AuditEventRow",
+    "Base",
+    "ModelRow",
+    "ModelVersionRow",
+    "UTCDateTime",
+    "utc_now",
+]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which keeps no zone and returns naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: registry timestamps must be aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Constraint names are fixed by convention so batch migrations on SQLite can name them."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    version: Mapped[int]
+    artifact_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    artifact_format: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    lineage: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+    model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class AliasRow(Base):
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("model_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    updated_at: Mapped[datetime]
+
+    model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
+    target: Mapped[ModelVersionRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int | None]
+    actor: Mapped[str] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]]
+
+
+def _refuse_version_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    raise RuntimeError(f"model versions are immutable (version id {target.id})")
+
+
+def _refuse_audit_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    raise RuntimeError(f"audit events are append-only (event id {target.id})")
+
+
+event.listen(ModelVersionRow, "before_update", _refuse_version_update)
+event.listen(AuditEventRow, "before_update", _refuse_audit_update)

@@ -1,0 +1,53 @@
+"""The composition root: the whole server object graph is wired here, and only here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from maas import __version__
+from maas.config import Settings
+from maas.registry.service import Registry
+from maas.serving.dataplane import DataPlane
+from maas.serving.deployments import Deployments
+from maas.serving.rest.errors import install_error_handlers
+from maas.serving.rest.management import management_router
+from maas.serving.rest.v2 import v2_router
+
+__all__ = ["build_app"]
+
+
+def build_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
+    """Build the server. ``registry`` defaults to the one ``settings`` names (migrated)."""
+    owns_registry = registry is None
+    registry = registry or Registry.from_settings(settings, upgrade=True)
+    deployments = Deployments(registry)
+    dataplane = DataPlane(deployments)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await deployments.sync(force=True)
+        refresher = asyncio.create_task(deployments.run_refresh_loop(settings.refresh_interval_s))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            deployments.close()
+            if owns_registry:
+                registry.close()
+
+    app = FastAPI(
+        title="maas",
+        version=__version__,
+        summary="Model-as-a-Service: KServe V2 inference and model management.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(v2_router(dataplane, settings.max_request_size_bytes))
+    app.include_router(management_router(registry, deployments, settings.max_request_size_bytes))
+    return app

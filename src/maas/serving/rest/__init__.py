@@ -1,0 +1,1 @@
+"""The REST transport (FastAPI/Starlette); the only package that touches the web framework."""

@@ -1,0 +1,72 @@
+"""One table from error codes to HTTP statuses, and V2-shaped error bodies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from maas.errors import MaasError
+from maas.protocol.json_codec import encode_json
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE: Final[dict[str, int]] = {
+    "invalid_input": 400,
+    "invalid_artifact": 400,
+    "not_found": 404,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "unavailable": 503,
+    "integrity": 500,
+    "internal": 500,
+}
+
+
+def error_response(status: int, message: str, code: str, **details: object) -> Response:
+    body: dict[str, object] = {"error": message, "code": code}
+    if details:
+        body["details"] = details
+    return Response(encode_json(body), status_code=status, media_type="application/json")
+
+
+async def _maas_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MaasError)
+    status = STATUS_BY_CODE.get(exc.code, 500)
+    if status >= 500:
+        log.error("%s: %s", exc.code, exc.message)
+    return error_response(status, exc.message, exc.code, **exc.details)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+    )
+    return error_response(400, f"invalid request: {problems}", "invalid_input")
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    return error_response(exc.status_code, str(exc.detail), code)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(500, f"internal error: {type(exc).__name__}", "internal")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(MaasError, _maas_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

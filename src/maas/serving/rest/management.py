@@ -1,0 +1,178 @@
+"""The management API (JSON under /api): models, versions, uploads, aliases, audit log."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from maas.registry.entities import Alias, ModelVersion
+from maas.registry.service import Registry
+from maas.serving.deployments import Deployments
+from maas.serving.rest.body import read_body
+from maas.serving.uploads import register_upload_bytes
+
+__all__ = ["management_router"]
+
+
+class TensorOut(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class SignatureOut(BaseModel):
+    inputs: list[TensorOut]
+    outputs: list[TensorOut]
+
+
+class VersionOut(BaseModel):
+    model: str
+    version: int
+    artifact_sha256: str
+    format: str
+    size_bytes: int
+    signature: SignatureOut
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    created_at: datetime
+
+
+class AliasOut(BaseModel):
+    model: str
+    alias: str
+    version: int
+    updated_at: datetime
+
+
+class ModelOut(BaseModel):
+    name: str
+    created_at: datetime
+    description: str
+    versions: list[int]
+    aliases: dict[str, int]
+
+
+class AliasIn(BaseModel):
+    version: int = Field(ge=1, description="The version number the alias should point at.")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    action: str
+    model: str
+    version: int | None
+    actor: str
+    details: dict[str, Any]
+
+
+def _version_out(v: ModelVersion) -> VersionOut:
+    return VersionOut.model_validate(v.to_dict())
+
+
+def _alias_out(a: Alias) -> AliasOut:
+    return AliasOut(model=a.model_name, alias=a.name, version=a.version, updated_at=a.updated_at)
+
+
+def management_router(
+    registry: Registry, deployments: Deployments, max_upload_bytes: int
+) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["management"])
+
+    def model_out(name: str) -> ModelOut:
+        model = registry.get_model(name)
+        return ModelOut(
+            name=model.name,
+            created_at=model.created_at,
+            description=model.description,
+            versions=[v.version for v in registry.list_versions(name)],
+            aliases={a.name: a.version for a in registry.list_aliases(name)},
+        )
+
+    @router.get("/models", summary="List models")
+    async def list_models() -> list[ModelOut]:
+        def read() -> list[ModelOut]:
+            return [model_out(m.name) for m in registry.list_models()]
+
+        return await asyncio.to_thread(read)
+
+    @router.get("/models/{name}", summary="Show a model, its versions and aliases")
+    async def show_model(name: str) -> ModelOut:
+        return await asyncio.to_thread(model_out, name)
+
+    @router.get("/models/{name}/versions", summary="List a model's versions")
+    async def list_versions(name: str) -> list[VersionOut]:
+        versions = await asyncio.to_thread(registry.list_versions, name)
+        return [_version_out(v) for v in versions]
+
+    @router.get(
+        "/models/{name}/versions/{ref}",
+        summary="Show one version (by number or alias): signature, metrics, lineage",
+    )
+    async def show_version(name: str, ref: str) -> VersionOut:
+        return _version_out(await asyncio.to_thread(registry.resolve, name, ref))
+
+    @router.post(
+        "/models/{name}/versions",
+        status_code=201,
+        summary="Upload a model file as a new version",
+        description=(
+            "The request body is the raw artifact (`curl --data-binary @model.onnx`). "
+            "It is loaded in its runtime before anything is stored; a file that does not "
+            "load, or a pickle, is refused with 400 and nothing is registered."
+        ),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
+    async def upload(
+        request: Request,
+        name: str,
+        artifact_format: Annotated[str, Query(alias="format")] = "onnx",
+        description: str = "",
+    ) -> VersionOut:
+        data = await read_body(request, max_upload_bytes)
+        version = await asyncio.to_thread(
+            register_upload_bytes,
+            registry,
+            name,
+            data,
+            artifact_format=artifact_format,
+            actor="api",
+            description=description,
+        )
+        await deployments.sync()
+        return _version_out(version)
+
+    @router.put("/models/{name}/aliases/{alias}", summary="Set or move an alias")
+    async def set_alias(name: str, alias: str, body: AliasIn) -> AliasOut:
+        result = await asyncio.to_thread(
+            registry.set_alias, name, alias, body.version, actor="api"
+        )
+        await deployments.sync()
+        return _alias_out(result)
+
+    @router.delete("/models/{name}/aliases/{alias}", status_code=204, summary="Remove an alias")
+    async def delete_alias(name: str, alias: str) -> None:
+        await asyncio.to_thread(registry.delete_alias, name, alias, actor="api")
+        await deployments.sync()
+
+    @router.get("/audit", summary="The audit log, newest first")
+    async def audit(model: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> list[AuditOut]:
+        events = await asyncio.to_thread(registry.audit_log, model, limit)
+        return [
+            AuditOut(
+                id=e.id, at=e.at, action=e.action, model=e.model_name,
+                version=e.version, actor=e.actor, details=e.details,
+            )
+            for e in events
+        ]
+
+    return router

@@ -1,0 +1,73 @@
+"""KServe V2 REST endpoints: each parses, calls the data plane, encodes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from maas.protocol.json_codec import decode_infer_request, encode_infer_response, encode_json
+from maas.serving.dataplane import DataPlane
+from maas.serving.rest.body import read_body
+
+__all__ = ["v2_router"]
+
+_JSON = "application/json"
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(encode_json(value), status_code=status, media_type=_JSON)
+
+
+def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
+    router = APIRouter(prefix="/v2", tags=["inference (KServe V2)"])
+
+    @router.get("/health/live", summary="Server liveness")
+    async def live() -> Response:
+        return _json({"live": dataplane.live()})
+
+    @router.get("/health/ready", summary="Server readiness")
+    async def ready() -> Response:
+        is_ready = dataplane.ready()
+        return _json({"ready": is_ready}, 200 if is_ready else 503)
+
+    @router.get("", summary="Server metadata")
+    async def server_metadata() -> Response:
+        return _json(dataplane.server_metadata())
+
+    async def model_metadata(name: str, version: str | None) -> Response:
+        return _json(await dataplane.model_metadata(name, version))
+
+    async def model_ready(name: str, version: str | None) -> Response:
+        is_ready = await dataplane.model_ready(name, version)
+        return _json({"name": name, "ready": is_ready}, 200 if is_ready else 503)
+
+    async def infer(request: Request, name: str, version: str | None) -> Response:
+        body = await read_body(request, max_body_bytes)
+        response = await dataplane.infer(name, version, decode_infer_request(body))
+        return Response(encode_infer_response(response), media_type=_JSON)
+
+    @router.get("/models/{name}", summary="Model metadata (default version)")
+    async def metadata_default(name: str) -> Response:
+        return await model_metadata(name, None)
+
+    @router.get("/models/{name}/versions/{version}", summary="Model metadata")
+    async def metadata_version(name: str, version: str) -> Response:
+        return await model_metadata(name, version)
+
+    @router.get("/models/{name}/ready", summary="Model readiness (default version)")
+    async def ready_default(name: str) -> Response:
+        return await model_ready(name, None)
+
+    @router.get("/models/{name}/versions/{version}/ready", summary="Model readiness")
+    async def ready_version(name: str, version: str) -> Response:
+        return await model_ready(name, version)
+
+    @router.post("/models/{name}/infer", summary="Inference (default version)")
+    async def infer_default(request: Request, name: str) -> Response:
+        return await infer(request, name, None)
+
+    @router.post("/models/{name}/versions/{version}/infer", summary="Inference")
+    async def infer_version(request: Request, name: str, version: str) -> Response:
+        return await infer(request, name, version)
+
+    return router

@@ -1,0 +1,1 @@
+"""Helpers for tests of maas and of projects built on it: tiny models built in code, a real server."""

@@ -1,0 +1,71 @@
+"""Tiny ONNX models built in code (no downloads), for tests and examples.
+
+Needs the ``onnx`` package (in the ``torch`` and ``dev`` extras).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+__all__ = ["IDENTITY_TYPES", "write_identity_model", "write_linear_model"]
+
+#: V2 datatype -> ONNX element type, for identity models of every datatype.
+IDENTITY_TYPES: dict[str, int] = {
+    "BOOL": TensorProto.BOOL,
+    "UINT8": TensorProto.UINT8,
+    "UINT16": TensorProto.UINT16,
+    "UINT32": TensorProto.UINT32,
+    "UINT64": TensorProto.UINT64,
+    "INT8": TensorProto.INT8,
+    "INT16": TensorProto.INT16,
+    "INT32": TensorProto.INT32,
+    "INT64": TensorProto.INT64,
+    "FP16": TensorProto.FLOAT16,
+    "FP32": TensorProto.FLOAT,
+    "FP64": TensorProto.DOUBLE,
+    "BYTES": TensorProto.STRING,
+}
+
+_OPSET = [helper.make_opsetid("", 17)]
+
+
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=_OPSET)
+    model.ir_version = 8  # readable by every onnxruntime this project supports
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_identity_model(path: Path, datatype: str, width: int = 3) -> Path:
+    """A model that returns its input ``x`` ([-1, width]) as ``y``, for one V2 datatype."""
+    elem = IDENTITY_TYPES[datatype]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        f"identity_{datatype.lower()}",
+        [helper.make_tensor_value_info("x", elem, ["batch", width])],
+        [helper.make_tensor_value_info("y", elem, ["batch", width])],
+    )
+    return _save(graph, path)
+
+
+def write_linear_model(path: Path, in_features: int = 4, out_features: int = 3, seed: int = 0) -> Path:
+    """``logits = input @ W + b`` with fixed random weights: FP32 [-1, in] -> [-1, out]."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((in_features, out_features)).astype(np.float32)
+    bias = rng.standard_normal(out_features).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["logits"]),
+        ],
+        "linear",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", in_features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", out_features])],
+        initializer=[numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    return _save(graph, path)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
+
+from maas.errors import InvalidInputError
 
 __all__ = ["BUSY_TIMEOUT_MS", "WRITE_OPTION", "create_registry_engine", "writing"]
 
@@ -22,9 +24,12 @@ WRITE_OPTION = "maas_write"
 
 def create_registry_engine(database_url: str) -> Engine:
     """An engine for ``database_url``; SQLite files get their folder and pragmas."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    try:
+        url = make_url(database_url)
+        if url.get_backend_name() != "sqlite":
+            return create_engine(url, pool_pre_ping=True)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+        raise InvalidInputError(f"unusable registry database URL: {error}") from error
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)

@@ -17,10 +17,10 @@ from sqlalchemy.orm import sessionmaker
 from maas.config import Settings
 from maas.errors import ConflictError, NotFoundError
 from maas.protocol.signature import Signature
+from maas.registry import migrate
 from maas.registry import repository as repo
 from maas.registry.engine import create_registry_engine, writing
 from maas.registry.entities import Alias, AuditEvent, Model, ModelVersion
-from maas.registry.migrate import upgrade
 from maas.registry.names import (
     PRODUCTION_ALIAS,
     check_alias_name,
@@ -68,7 +68,7 @@ class Registry:
 
     def upgrade(self) -> None:
         """Migrate the database to the newest schema; harmless when it already is."""
-        upgrade(self._engine)
+        migrate.upgrade(self._engine)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -159,7 +159,7 @@ class Registry:
         """
         with transaction(self._reads) as session:
             model = repo.require_model(session, name)
-            if isinstance(ref, int) or (isinstance(ref, str) and ref.isdecimal()):
+            if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
                 return repo.to_version(repo.require_version(session, model, int(ref)))
             if ref is None:
                 alias = repo.find_alias(session, model, PRODUCTION_ALIAS)

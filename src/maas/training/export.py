@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ def export_onnx(
     path: Path,
     *,
     input_name: str = "input",
-    output_name: str = "logits",
+    output_names: Sequence[str] = ("logits",),
     max_abs_diff: float = _MAX_ABS_DIFF,
 ) -> None:
     """Write ``model`` to ``path`` as ONNX with a dynamic batch dim, then verify it.
@@ -70,7 +70,7 @@ def export_onnx(
             (traced,),
             str(path),
             input_names=[input_name],
-            output_names=[output_name],
+            output_names=list(output_names),
             opset_version=OPSET,
             dynamo=True,
             dynamic_shapes=({0: torch.export.Dim("batch")},),
@@ -94,16 +94,25 @@ def verify_onnx(
     """
     model.eval()
     with torch.no_grad():
-        expected = model(sample).numpy()
+        result = model(sample)
+    expected = [t.numpy() for t in (result if isinstance(result, tuple) else (result,))]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {session.get_inputs()[0].name: sample.numpy()}
-    actual = np.asarray(session.run(None, feeds)[0])
+    outputs = session.run(None, feeds)
+    if len(outputs) != len(expected):
+        raise MaasError(
+            f"ONNX export check failed: {len(outputs)} outputs, torch gives {len(expected)}"
+        )
+    return max(_compare(np.asarray(a), e, max_abs_diff) for a, e in zip(outputs, expected, strict=True))
+
+
+def _compare(actual: np.ndarray, expected: np.ndarray, max_abs_diff: float) -> float:
     if actual.shape != expected.shape:
         raise MaasError(
             f"ONNX export check failed: output shape {actual.shape} != torch {expected.shape}",
             {"onnx_shape": list(actual.shape), "torch_shape": list(expected.shape)},
         )
-    diff = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    diff = float(np.max(np.abs(actual.astype(np.float64) - expected))) if expected.size else 0.0
     if not diff <= max_abs_diff:  # also catches NaN
         raise MaasError(
             f"ONNX export check failed: max abs difference {diff:.3g} from torch "

@@ -20,7 +20,7 @@ from maas.training.evaluation import evaluate
 from maas.training.export import export_onnx
 from maas.training.signature import onnx_signature
 from maas.training.trainer import EpochReport, TrainConfig, predict_logits, train
-from maas.training.zoo import build_mlp
+from maas.training.zoo import ClassifierHead, build_mlp
 
 __all__ = ["DATASETS", "MODELS", "TrainOptions", "VersionRegistrar", "train_and_register"]
 
@@ -118,7 +118,7 @@ def train_and_register(
     sample = torch.from_numpy(dataset.x_val[:_EXPORT_SAMPLE_ROWS].copy())
     with tempfile.TemporaryDirectory(prefix="maas-train-") as workdir:
         onnx_path = Path(workdir) / f"{options.model_name}.onnx"
-        export_onnx(model, sample, onnx_path)
+        export_onnx(ClassifierHead(model), sample, onnx_path, output_names=("logits", "label"))
         return registry.register_version(
             options.model_name,
             onnx_path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["build_mlp"]
+__all__ = ["ClassifierHead", "build_mlp"]
 
 
 def build_mlp(
@@ -33,3 +33,21 @@ def build_mlp(
             width = size
         layers.append(nn.Linear(width, num_classes))
         return nn.Sequential(*layers)
+
+
+class ClassifierHead(nn.Module):
+    """Wraps a logits model so the served graph also answers the predicted class.
+
+    Clients then read ``label`` instead of taking an argmax themselves.
+
+    >>> [t.shape for t in ClassifierHead(build_mlp(64, 10))(torch.zeros(2, 64))]
+    [torch.Size([2, 10]), torch.Size([2])]
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x)
+        return logits, torch.argmax(logits, dim=1)

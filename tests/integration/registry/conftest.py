@@ -7,6 +7,7 @@ import pytest
 
 from maas.protocol.signature import Signature, TensorSpec
 
+
 @pytest.fixture
 def signature() -> Signature:
     return Signature(

@@ -61,7 +61,9 @@ def test_alias_to_a_missing_version_is_refused_and_not_recorded(three_versions: 
     assert three_versions.audit_log() == before
 
 
-@pytest.mark.parametrize("alias", ["", "1", "42", "Production", "-x", "_x", "a b", "a" * 64, "../p"])
+@pytest.mark.parametrize(
+    "alias", ["", "1", "42", "Production", "-x", "_x", "a b", "a" * 64, "../p"]
+)
 def test_bad_alias_names_are_refused(three_versions: Registry, alias: str) -> None:
     before = three_versions.audit_log()
     with pytest.raises(InvalidInputError, match="invalid alias name"):
@@ -75,9 +77,7 @@ def test_moving_an_alias_records_from_and_to(three_versions: Registry) -> None:
     moved = three_versions.set_alias("iris", "production", 3, actor="bob")
     assert (first.version, moved.version) == (1, 3)
     assert moved.updated_at >= first.updated_at
-    assert [(a.name, a.version) for a in three_versions.list_aliases("iris")] == [
-        ("production", 3)
-    ]
+    assert [(a.name, a.version) for a in three_versions.list_aliases("iris")] == [("production", 3)]
     newest, older = three_versions.audit_log("iris", limit=2)
     assert (newest.action, newest.actor, newest.version) == ("alias.set", "bob", 3)
     assert newest.details == {"alias": "production", "from": 1, "to": 3}

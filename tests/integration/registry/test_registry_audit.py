@@ -49,7 +49,9 @@ def test_audit_log_filters_and_limits(
     registry: Registry, signature: Signature, make_artifact: ArtifactFactory
 ) -> None:
     for name in ["iris", "mnist", "iris"]:
-        registry.register_version(name, make_artifact(), artifact_format="onnx", signature=signature)
+        registry.register_version(
+            name, make_artifact(), artifact_format="onnx", signature=signature
+        )
     assert {e.model_name for e in registry.audit_log("mnist")} == {"mnist"}
     assert len(registry.audit_log("iris")) == 3
     assert [e.action for e in registry.audit_log(limit=1)] == ["version.create"]

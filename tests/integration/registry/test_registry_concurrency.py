@@ -43,9 +43,13 @@ def test_separate_registries_on_one_database_number_in_turn(
         with ThreadPoolExecutor(THREADS) as pool:
             numbers = list(
                 pool.map(
-                    lambda job: job[0]
-                    .register_version("mnist", job[1], artifact_format="onnx", signature=signature)
-                    .version,
+                    lambda job: (
+                        job[0]
+                        .register_version(
+                            "mnist", job[1], artifact_format="onnx", signature=signature
+                        )
+                        .version
+                    ),
                     jobs,
                 )
             )

@@ -82,7 +82,9 @@ def test_bad_model_names_are_refused(
     name: str,
 ) -> None:
     with pytest.raises(InvalidInputError, match="invalid model name"):
-        registry.register_version(name, make_artifact(), artifact_format="onnx", signature=signature)
+        registry.register_version(
+            name, make_artifact(), artifact_format="onnx", signature=signature
+        )
     assert registry.list_models() == []
     assert registry.audit_log() == []
     assert not any(p.is_file() for p in (tmp_path / "artifacts").rglob("*"))
@@ -92,7 +94,9 @@ def test_good_model_names_are_accepted(
     registry: Registry, signature: Signature, make_artifact: ArtifactFactory
 ) -> None:
     for name in ["Iris", "resnet50.v1", "a", "x" * 128, "0day_model-2"]:
-        registry.register_version(name, make_artifact(), artifact_format="onnx", signature=signature)
+        registry.register_version(
+            name, make_artifact(), artifact_format="onnx", signature=signature
+        )
 
 
 def test_versions_are_immutable(

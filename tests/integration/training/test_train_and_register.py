@@ -32,7 +32,7 @@ def test_train_and_register_creates_a_servable_version(registry: Registry) -> No
     assert registry.get_version("digits", 1) == version
     assert version.signature == Signature(
         inputs=(TensorSpec("input", "FP32", (-1, 64)),),
-        outputs=(TensorSpec("logits", "FP32", (-1, 10)),),
+        outputs=(TensorSpec("logits", "FP32", (-1, 10)), TensorSpec("label", "INT64", (-1,))),
     )
 
     metrics = version.metrics
@@ -68,6 +68,7 @@ def test_train_and_register_creates_a_servable_version(registry: Registry) -> No
     session = ort.InferenceSession(
         str(registry.artifact_path(version)), providers=["CPUExecutionProvider"]
     )
-    (logits,) = session.run(["logits"], {"input": dataset.x_val})
-    accuracy = float(np.mean(logits.argmax(axis=1) == dataset.y_val))
+    logits, label = session.run(["logits", "label"], {"input": dataset.x_val})
+    np.testing.assert_array_equal(label, logits.argmax(axis=1))
+    accuracy = float(np.mean(label == dataset.y_val))
     assert accuracy == metrics["accuracy"]

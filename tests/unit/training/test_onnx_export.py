@@ -66,7 +66,7 @@ def test_signature_is_read_from_the_graph(exported: Path) -> None:
 
 def test_custom_tensor_names(tmp_path: Path) -> None:
     path = tmp_path / "named.onnx"
-    export_onnx(build_mlp(4, 3, (5,)), torch.rand(3, 4), path, input_name="x", output_name="y")
+    export_onnx(build_mlp(4, 3, (5,)), torch.rand(3, 4), path, input_name="x", output_names=("y",))
     signature = onnx_signature(path)
     assert [t.name for t in signature.inputs] == ["x"]
     assert [t.name for t in signature.outputs] == ["y"]

@@ -68,7 +68,8 @@ def _print_version(version: ModelVersion, aliases: list[str]) -> None:
         for key, value in version.metrics.items():
             metrics.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
         console.print(metrics)
-    console.print("lineage:", json.dumps(version.lineage, indent=2, sort_keys=True))
+    console.print("[bold]lineage[/]")
+    console.print_json(json.dumps(version.lineage, sort_keys=True))
 
 
 @app.command("upload")

@@ -35,7 +35,8 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the registry; default: SQLite file in `home`."
     )
     artifacts_dir: Path | None = Field(
-        None, description="Folder of the content-addressed artifact store; default: `home/artifacts`."
+        None,
+        description="Folder of the content-addressed artifact store; default: `home/artifacts`.",
     )
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the REST server.")

@@ -53,7 +53,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     registry.upgrade()
     try:
         linear = write_linear_model(home / "linear.onnx", seed=1)
-        register_upload(registry, "linear", write_linear_model(home / "old.onnx", seed=0), actor="t")
+        register_upload(
+            registry, "linear", write_linear_model(home / "old.onnx", seed=0), actor="t"
+        )
         register_upload(registry, "linear", linear, actor="test")
         register_upload(registry, "half", write_identity_model(home / "h.onnx", "FP16"), actor="t")
     finally:
@@ -67,8 +69,13 @@ def server_url(models: tuple[Path, Path]) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "MAAS_HOME": str(home), "MAAS_PORT": str(port), "MAAS_HOST": "127.0.0.1"}
     maas = Path(sys.executable).parent / "maas"
-    process = subprocess.Popen([str(maas), "serve"], env=env, cwd=home,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(maas), "serve"],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process)
@@ -85,7 +92,11 @@ def server_url(models: tuple[Path, Path]) -> Iterator[str]:
 def test_httpx_prediction_equals_onnxruntime(server_url: str, models: tuple[Path, Path]) -> None:
     _, linear = models
     x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
-    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [3, 4], "data": x.ravel().tolist()}]}
+    body = {
+        "inputs": [
+            {"name": "input", "datatype": "FP32", "shape": [3, 4], "data": x.ravel().tolist()}
+        ]
+    }
     reply = httpx.post(f"{server_url}/v2/models/linear/infer", json=body, timeout=30)
     assert reply.status_code == 200, reply.text
     doc = reply.json()
@@ -95,7 +106,9 @@ def test_httpx_prediction_equals_onnxruntime(server_url: str, models: tuple[Path
     np.testing.assert_array_equal(got, expected)
 
 
-def test_tritonclient_http_live_metadata_and_json_infer(server_url: str, models: tuple[Path, Path]) -> None:
+def test_tritonclient_http_live_metadata_and_json_infer(
+    server_url: str, models: tuple[Path, Path]
+) -> None:
     _, linear = models
     client = triton_http.InferenceServerClient(url=server_url.removeprefix("http://"))
     try:
@@ -119,7 +132,9 @@ def test_tritonclient_http_live_metadata_and_json_infer(server_url: str, models:
         half = triton_http.InferInput("x", [1, 3], "FP16")
         values = np.array([[0.5, -2.0, 1024.0]], np.float16)
         half.set_data_from_numpy(values, binary_data=False)
-        out = client.infer("half", [half], outputs=[triton_http.InferRequestedOutput("y", binary_data=False)])
+        out = client.infer(
+            "half", [half], outputs=[triton_http.InferRequestedOutput("y", binary_data=False)]
+        )
         np.testing.assert_array_equal(out.as_numpy("y"), values)
     finally:
         client.close()
@@ -133,21 +148,31 @@ def test_tritonclient_sees_v2_errors(server_url: str) -> None:
         tensor = triton_http.InferInput("input", [1, 5], "FP32")
         tensor.set_data_from_numpy(np.zeros((1, 5), np.float32), binary_data=False)
         with pytest.raises(Exception, match=r"shape \[1, 5\] given, \[-1, 4\] expected"):
-            client.infer("linear", [tensor], outputs=[triton_http.InferRequestedOutput("logits", binary_data=False)])
+            client.infer(
+                "linear",
+                [tensor],
+                outputs=[triton_http.InferRequestedOutput("logits", binary_data=False)],
+            )
     finally:
         client.close()
 
 
-def test_alias_moved_by_another_process_is_followed(server_url: str, models: tuple[Path, Path]) -> None:
+def test_alias_moved_by_another_process_is_followed(
+    server_url: str, models: tuple[Path, Path]
+) -> None:
     home, _ = models
     registry = Registry(f"sqlite:///{home}/maas.db", LocalStore(home / "artifacts"))
     try:
         registry.set_alias("linear", "production", 1, actor="test")
         deadline = time.monotonic() + 15
-        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [0, 0, 0, 0]}]}
+        body = {
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [0, 0, 0, 0]}]
+        }
         served = None
         while time.monotonic() < deadline:
-            served = httpx.post(f"{server_url}/v2/models/linear/infer", json=body).json()["model_version"]
+            served = httpx.post(f"{server_url}/v2/models/linear/infer", json=body).json()[
+                "model_version"
+            ]
             if served == "1":
                 break
             time.sleep(0.2)

@@ -8,7 +8,9 @@ from maas.cli.console import console, settings
 from maas.cli.identity import actor
 from maas.registry.service import Registry
 
-app = typer.Typer(help="Set, move or remove aliases (production, staging, any name).", no_args_is_help=True)
+app = typer.Typer(
+    help="Set, move or remove aliases (production, staging, any name).", no_args_is_help=True
+)
 
 
 @app.command("set")

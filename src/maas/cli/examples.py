@@ -23,8 +23,12 @@ def write_digits_example(path: Path, index: int = 0) -> Example:
     image, label = dataset.x_val[index], int(dataset.y_val[index])
     request = {
         "inputs": [
-            {"name": "input", "datatype": "FP32", "shape": [1, int(image.size)],
-             "data": [round(float(v), 6) for v in image.ravel()]}
+            {
+                "name": "input",
+                "datatype": "FP32",
+                "shape": [1, int(image.size)],
+                "data": [round(float(v), 6) for v in image.ravel()],
+            }
         ]
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -54,10 +54,14 @@ def show(
 
 
 def _print_version(version: ModelVersion, aliases: list[str]) -> None:
-    console.print(f"[bold]{version.model_name}[/] version [bold]{version.version}[/]"
-                  + (f"  aliases: {', '.join(aliases)}" if aliases else ""))
-    console.print(f"format {version.artifact_format}, {version.size_bytes:,} bytes, "
-                  f"sha256 {version.artifact_sha256}, created {version.created_at:%Y-%m-%d %H:%M:%S %Z}")
+    console.print(
+        f"[bold]{version.model_name}[/] version [bold]{version.version}[/]"
+        + (f"  aliases: {', '.join(aliases)}" if aliases else "")
+    )
+    console.print(
+        f"format {version.artifact_format}, {version.size_bytes:,} bytes, "
+        f"sha256 {version.artifact_sha256}, created {version.created_at:%Y-%m-%d %H:%M:%S %Z}"
+    )
     signature = Table("", "name", "datatype", "shape", title="signature")
     for kind, specs in (("input", version.signature.inputs), ("output", version.signature.outputs)):
         for spec in specs:
@@ -74,7 +78,9 @@ def _print_version(version: ModelVersion, aliases: list[str]) -> None:
 
 @app.command("upload")
 def upload(
-    file: Path = typer.Argument(..., help="The model file (ONNX).", exists=True, dir_okay=False, readable=True),
+    file: Path = typer.Argument(
+        ..., help="The model file (ONNX).", exists=True, dir_okay=False, readable=True
+    ),
     name: str = typer.Option(..., "--name", "-n", help="Model name; created on its first version."),
     artifact_format: str = typer.Option("onnx", "--format", help="Artifact format."),
     description: str = typer.Option("", help="Description of the model (kept on first upload)."),
@@ -86,10 +92,17 @@ def upload(
     registry = Registry.from_settings(settings())
     try:
         version = register_upload(
-            registry, name, file, artifact_format=artifact_format, actor=actor(),
-            lineage={"filename": file.name}, description=description,
+            registry,
+            name,
+            file,
+            artifact_format=artifact_format,
+            actor=actor(),
+            lineage={"filename": file.name},
+            description=description,
         )
     finally:
         registry.close()
-    console.print(f"registered [bold]{version.model_name}[/] version [bold]{version.version}[/] "
-                  f"(sha256 {version.artifact_sha256[:12]})")
+    console.print(
+        f"registered [bold]{version.model_name}[/] version [bold]{version.version}[/] "
+        f"(sha256 {version.artifact_sha256[:12]})"
+    )

@@ -15,7 +15,12 @@ from maas.cli.console import console, fail, settings
 def predict(
     name: str = typer.Argument(..., help="Model name."),
     input_file: Path = typer.Option(
-        ..., "--input", "-i", exists=True, dir_okay=False, readable=True,
+        ...,
+        "--input",
+        "-i",
+        exists=True,
+        dir_okay=False,
+        readable=True,
         help='A V2 inference request: {"inputs": [{"name", "datatype", "shape", "data"}]}.',
     ),
     version: str = typer.Option(None, "--version", "-v", help="Version number or alias."),
@@ -27,8 +32,10 @@ def predict(
     path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/infer"
     try:
         response = httpx.post(
-            base + path, content=input_file.read_bytes(),
-            headers={"content-type": "application/json"}, timeout=60.0,
+            base + path,
+            content=input_file.read_bytes(),
+            headers={"content-type": "application/json"},
+            timeout=60.0,
         )
     except httpx.HTTPError as exc:
         fail(f"cannot reach the server at {base}: {exc} (is `maas serve` running?)")
@@ -41,8 +48,13 @@ def predict(
     if as_json:
         console.print_json(data=body)
         return
-    table = Table("output", "datatype", "shape", "data",
-                  title=f"{body['model_name']} version {body['model_version']}")
+    table = Table(
+        "output",
+        "datatype",
+        "shape",
+        "data",
+        title=f"{body['model_name']} version {body['model_version']}",
+    )
     for output in body["outputs"]:
         data = output["data"]
         shown = json.dumps(data if len(data) <= 20 else [*data[:20], "..."])

@@ -7,11 +7,11 @@ import shlex
 import typer
 
 from maas.cli.console import console, settings
+from maas.cli.examples import write_digits_example
 from maas.cli.train import run_training
 from maas.config import Settings
 from maas.errors import NotFoundError
 from maas.registry.service import Registry
-from maas.cli.examples import write_digits_example
 from maas.serving.server import serve as run_server
 
 
@@ -48,8 +48,13 @@ def _print_try_it(current: Settings) -> None:
     url = f"{current.base_url}/v2/models/digits/infer"
     console.print("\n[bold]Try it[/] (in another terminal, once the server says it is running):")
     console.print(
-        f"curl -s -X POST {url} -H 'Content-Type: application/json' -d @{shlex.quote(str(example.path))}",
-        soft_wrap=True, highlight=False, markup=False,
+        f"curl -s -X POST {url} -H 'Content-Type: application/json' "
+        f"-d @{shlex.quote(str(example.path))}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
     )
-    console.print(f"the request holds an image of the digit {example.label}; "
-                  "the reply's 'label' output is the predicted digit\n")
+    console.print(
+        f"the request holds an image of the digit {example.label}; "
+        "the reply's 'label' output is the predicted digit\n"
+    )

@@ -28,7 +28,12 @@ def run_training(
         from maas.training.trainer import TrainConfig
     except ImportError as exc:
         fail(f"training needs the torch extra ({exc.name} is missing): pip install 'maas[torch]'")
-    given = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
+    given = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+    }
     config = TrainConfig(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]  # only fields TrainConfig declares
     options = TrainOptions(model_name=name, dataset=dataset, model=model, config=config)
     with epoch_progress(f"training {name} ({model} on {dataset})", config.epochs) as on_epoch:
@@ -41,20 +46,32 @@ def run_training(
 
 
 def train(
-    dataset: str = typer.Option("digits", help="Dataset: digits (scikit-learn's bundled 8x8 images)."),
+    dataset: str = typer.Option(
+        "digits", help="Dataset: digits (scikit-learn's bundled 8x8 images)."
+    ),
     model: str = typer.Option("mlp", help="Model architecture: mlp."),
-    name: str = typer.Option("digits", "--name", "-n", help="Register the result under this model name."),
+    name: str = typer.Option(
+        "digits", "--name", "-n", help="Register the result under this model name."
+    ),
     epochs: int = typer.Option(None, min=1, help="Training epochs (default 30)."),
     batch_size: int = typer.Option(None, min=1, help="Mini-batch size (default 64)."),
-    learning_rate: float = typer.Option(None, "--lr", min=0.0, help="Adam learning rate (default 1e-3)."),
+    learning_rate: float = typer.Option(
+        None, "--lr", min=0.0, help="Adam learning rate (default 1e-3)."
+    ),
     seed: int = typer.Option(None, help="Random seed for split, init and shuffling (default 0)."),
 ) -> None:
-    """Train a model, evaluate it on a held-out split, export ONNX and register it as a new version."""
+    """Train a model, evaluate it on a held-out split, export ONNX, register a new version."""
     registry = Registry.from_settings(settings())
     try:
         version = run_training(
-            registry, name=name, dataset=dataset, model=model, epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+            registry,
+            name=name,
+            dataset=dataset,
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
         )
     finally:
         registry.close()

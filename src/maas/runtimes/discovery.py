@@ -34,7 +34,8 @@ def runtime_class(artifact_format: str) -> type[Runtime]:
         return _classes()[artifact_format]
     except KeyError:
         raise InvalidArtifactError(
-            f"no runtime for format {artifact_format!r}; available: {', '.join(available_formats())}"
+            f"no runtime for format {artifact_format!r}; "
+            f"available: {', '.join(available_formats())}"
         ) from None
 
 

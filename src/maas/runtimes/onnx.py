@@ -94,10 +94,10 @@ class OnnxRuntime(Runtime):
 def _bytes_to_str(array: np.ndarray) -> np.ndarray:
     # ONNX string tensors hold text; V2 BYTES elements arrive as bytes.
     try:
-        return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array)
+        return np.asarray(np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array))
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"a BYTES element is not UTF-8 text: {exc.reason}") from None
 
 
 def _str_to_bytes(array: np.ndarray) -> np.ndarray:
-    return np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array)
+    return np.asarray(np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array))

@@ -1,1 +1,1 @@
-"""Helpers for tests of maas and of projects built on it: tiny models built in code, a real server."""
+"""Helpers for tests of maas and projects built on it: tiny models built in code, a real server."""

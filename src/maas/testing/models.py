@@ -53,7 +53,9 @@ def write_identity_model(path: Path, datatype: str, width: int = 3) -> Path:
     return _save(graph, path)
 
 
-def write_linear_model(path: Path, in_features: int = 4, out_features: int = 3, seed: int = 0) -> Path:
+def write_linear_model(
+    path: Path, in_features: int = 4, out_features: int = 3, seed: int = 0
+) -> Path:
     """``logits = input @ W + b`` with fixed random weights: FP32 [-1, in] -> [-1, out]."""
     rng = np.random.default_rng(seed)
     weight = rng.standard_normal((in_features, out_features)).astype(np.float32)

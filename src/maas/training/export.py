@@ -103,7 +103,9 @@ def verify_onnx(
         raise MaasError(
             f"ONNX export check failed: {len(outputs)} outputs, torch gives {len(expected)}"
         )
-    return max(_compare(np.asarray(a), e, max_abs_diff) for a, e in zip(outputs, expected, strict=True))
+    return max(
+        _compare(np.asarray(a), e, max_abs_diff) for a, e in zip(outputs, expected, strict=True)
+    )
 
 
 def _compare(actual: np.ndarray, expected: np.ndarray, max_abs_diff: float) -> float:

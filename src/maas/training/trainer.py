@@ -58,7 +58,8 @@ def predict_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         # A copy: ``x`` may be read-only, which torch.from_numpy warns about.
-        return model(torch.from_numpy(np.array(x))).numpy()
+        logits: np.ndarray = model(torch.from_numpy(np.array(x))).numpy()
+    return logits
 
 
 def train(

@@ -31,5 +31,8 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings, local_registry: Registry) -> Iterator[httpx.Client]:
-    with running_server(settings, local_registry) as url, httpx.Client(base_url=url, timeout=30) as c:
+    with (
+        running_server(settings, local_registry) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
         yield c

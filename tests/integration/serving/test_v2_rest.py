@@ -23,7 +23,9 @@ def linear(tmp_path: Path, local_registry: Registry) -> Path:
     return path
 
 
-def _request(data: Any, shape: list[int], name: str = "input", datatype: str = "FP32") -> dict[str, Any]:
+def _request(
+    data: Any, shape: list[int], name: str = "input", datatype: str = "FP32"
+) -> dict[str, Any]:
     return {"inputs": [{"name": name, "datatype": datatype, "shape": shape, "data": data}]}
 
 
@@ -63,7 +65,9 @@ def test_every_datatype_round_trips_as_json(
     datatype: str, client: httpx.Client, local_registry: Registry, tmp_path: Path
 ) -> None:
     name = f"id-{datatype.lower()}"
-    register_upload(local_registry, name, write_identity_model(tmp_path / "m.onnx", datatype), actor="t")
+    register_upload(
+        local_registry, name, write_identity_model(tmp_path / "m.onnx", datatype), actor="t"
+    )
     values: dict[str, list[Any]] = {
         "BOOL": [True, False, True, False, True, True],
         "BYTES": ["a", "bé", "", "zz", "0", "x y"],
@@ -90,7 +94,9 @@ def test_every_datatype_round_trips_as_json(
 def test_requested_outputs(client: httpx.Client, linear: Path) -> None:
     body = _request([0, 0, 0, 0], [1, 4])
     body["outputs"] = [{"name": "logits"}]
-    assert client.post("/v2/models/linear/infer", json=body).json()["outputs"][0]["name"] == "logits"
+    assert (
+        client.post("/v2/models/linear/infer", json=body).json()["outputs"][0]["name"] == "logits"
+    )
     body["outputs"] = [{"name": "probabilities"}]
     reply = client.post("/v2/models/linear/infer", json=body)
     assert reply.status_code == 400 and "probabilities" in reply.json()["error"]
@@ -106,16 +112,18 @@ def test_requested_outputs(client: httpx.Client, linear: Path) -> None:
         ("/v2/models/linear/versions/canary", "canary"),
     ],
 )
-def test_unknown_model_or_version_is_404(client: httpx.Client, linear: Path, path: str, what: str) -> None:
+def test_unknown_model_or_version_is_404(
+    client: httpx.Client, linear: Path, path: str, what: str
+) -> None:
     reply = client.get(path)
     assert reply.status_code == 404
     assert what in reply.json()["error"]
 
 
-@pytest.mark.parametrize(
-    "path", ["/v2/models/nope/infer", "/v2/models/linear/versions/3/infer"]
-)
-def test_infer_on_unknown_model_or_version_is_404(client: httpx.Client, linear: Path, path: str) -> None:
+@pytest.mark.parametrize("path", ["/v2/models/nope/infer", "/v2/models/linear/versions/3/infer"])
+def test_infer_on_unknown_model_or_version_is_404(
+    client: httpx.Client, linear: Path, path: str
+) -> None:
     reply = client.post(path, json=_request([0, 0, 0, 0], [1, 4]))
     assert reply.status_code == 404
     assert reply.json()["code"] == "not_found"
@@ -138,8 +146,13 @@ def test_infer_on_unknown_model_or_version_is_404(client: httpx.Client, linear: 
         ({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4]}]}, "'data' is missing"),
         ({"inputs": [7]}, "must be an object"),
         ({"inputs": [{"datatype": "FP32", "shape": [1, 4], "data": [0] * 4}]}, "'name'"),
-        ({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [0] * 4}] * 2},
-         "given twice"),
+        (
+            {
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [0] * 4}]
+                * 2
+            },
+            "given twice",
+        ),
         ({"inputs": _request([0] * 4, [1, 4])["inputs"], "outputs": {"name": "x"}}, "'outputs'"),
         ({"inputs": _request([0] * 4, [1, 4])["inputs"], "id": 5}, "'id'"),
         ([], "must be a JSON object"),
@@ -155,13 +168,19 @@ def test_bad_tensors_and_bodies_are_400_naming_the_problem(
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b'{"inputs": [1,'])
 def test_malformed_json_is_400(client: httpx.Client, linear: Path, raw: bytes) -> None:
-    reply = client.post("/v2/models/linear/infer", content=raw, headers={"content-type": "application/json"})
+    reply = client.post(
+        "/v2/models/linear/infer", content=raw, headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 400
     assert reply.json()["code"] == "invalid_input"
 
 
-def test_integer_out_of_range_is_400(client: httpx.Client, local_registry: Registry, tmp_path: Path) -> None:
-    register_upload(local_registry, "u8", write_identity_model(tmp_path / "u8.onnx", "UINT8"), actor="t")
+def test_integer_out_of_range_is_400(
+    client: httpx.Client, local_registry: Registry, tmp_path: Path
+) -> None:
+    register_upload(
+        local_registry, "u8", write_identity_model(tmp_path / "u8.onnx", "UINT8"), actor="t"
+    )
     reply = client.post("/v2/models/u8/infer", json=_request([0, 1, 256], [1, 3], "x", "UINT8"))
     assert reply.status_code == 400 and "outside the range of UINT8" in reply.json()["error"]
 

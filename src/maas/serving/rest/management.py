@@ -128,7 +128,9 @@ def management_router(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
             }
         },
     )
@@ -153,9 +155,7 @@ def management_router(
 
     @router.put("/models/{name}/aliases/{alias}", summary="Set or move an alias")
     async def set_alias(name: str, alias: str, body: AliasIn) -> AliasOut:
-        result = await asyncio.to_thread(
-            registry.set_alias, name, alias, body.version, actor="api"
-        )
+        result = await asyncio.to_thread(registry.set_alias, name, alias, body.version, actor="api")
         await deployments.sync()
         return _alias_out(result)
 
@@ -165,12 +165,19 @@ def management_router(
         await deployments.sync()
 
     @router.get("/audit", summary="The audit log, newest first")
-    async def audit(model: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> list[AuditOut]:
+    async def audit(
+        model: str | None = None, limit: int = Query(100, ge=1, le=1000)
+    ) -> list[AuditOut]:
         events = await asyncio.to_thread(registry.audit_log, model, limit)
         return [
             AuditOut(
-                id=e.id, at=e.at, action=e.action, model=e.model_name,
-                version=e.version, actor=e.actor, details=e.details,
+                id=e.id,
+                at=e.at,
+                action=e.action,
+                model=e.model_name,
+                version=e.version,
+                actor=e.actor,
+                details=e.details,
             )
             for e in events
         ]

@@ -7,7 +7,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from maas.testing.processes import free_port, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +36,8 @@ def test_readme_opens_with_exactly_two_setup_commands_and_ci_runs_the_second() -
     assert install_and_test in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_quickstart_trains_serves_and_its_printed_curl_predicts(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MAAS_HOME": str(tmp_path / ".maas"), "MAAS_PORT": str(port)}
     maas = Path(sys.executable).parent / "maas"
     log = tmp_path / "quickstart.log"
@@ -79,9 +74,4 @@ def test_quickstart_trains_serves_and_its_printed_curl_predicts(tmp_path: Path) 
         assert label["data"] == [digit]
         assert "accuracy" in printed
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, signal.SIGINT)

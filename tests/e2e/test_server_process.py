@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,28 +19,9 @@ from maas.registry import Registry
 from maas.serving.uploads import register_upload
 from maas.store import LocalStore
 from maas.testing.models import write_identity_model, write_linear_model
+from maas.testing.processes import free_port, stop_process, wait_until_ready
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"server at {url} not ready after {timeout_s} s")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +45,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server_url(models: tuple[Path, Path]) -> Iterator[str]:
     home, _ = models
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MAAS_HOME": str(home), "MAAS_PORT": str(port), "MAAS_HOST": "127.0.0.1"}
     maas = Path(sys.executable).parent / "maas"
     process = subprocess.Popen(
@@ -78,15 +57,10 @@ def server_url(models: tuple[Path, Path]) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process)
+        wait_until_ready(url, process)
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def test_httpx_prediction_equals_onnxruntime(server_url: str, models: tuple[Path, Path]) -> None:
@@ -153,6 +127,10 @@ def test_tritonclient_sees_v2_errors(server_url: str) -> None:
                 [tensor],
                 outputs=[triton_http.InferRequestedOutput("logits", binary_data=False)],
             )
+        binary = triton_http.InferInput("input", [1, 4], "FP32")
+        binary.set_data_from_numpy(np.zeros((1, 4), np.float32), binary_data=True)
+        with pytest.raises(Exception, match="binary tensor extension is not supported yet"):
+            client.infer("linear", [binary])
     finally:
         client.close()
 

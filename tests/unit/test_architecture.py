@@ -1,4 +1,4 @@
-"""The layer rules of docs/architecture.md, held by import-linter contracts in pyproject.toml."""
+"""Static checks held by the suite: import-linter layer contracts, mypy strict, ruff."""
 
 from __future__ import annotations
 
@@ -21,4 +21,16 @@ def test_import_contracts_are_kept() -> None:
 def test_package_type_checks_under_mypy_strict() -> None:
     mypy = Path(sys.executable).parent / "mypy"
     result = subprocess.run([str(mypy)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_finds_nothing() -> None:
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run(
+        [str(ruff), "check", "--no-cache", "src", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

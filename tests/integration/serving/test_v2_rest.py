@@ -86,7 +86,7 @@ def test_every_datatype_round_trips_as_json(
     (output,) = reply.json()["outputs"]
     assert output["datatype"] == datatype and output["shape"] == [2, 3]
     if datatype == "FP32":  # sent as the shortest text that reads back as the same float32
-        assert np.array_equal(np.float32(output["data"]), np.float32(data))
+        assert np.array_equal(np.asarray(output["data"], np.float32), np.asarray(data, np.float32))
     else:
         assert output["data"] == data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from maas.errors import InvalidInputError
 from maas.protocol.json_codec import decode_infer_request, encode_infer_response, encode_json
 from maas.serving.dataplane import DataPlane
 from maas.serving.rest.body import read_body
@@ -42,6 +43,11 @@ def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
         return _json({"name": name, "ready": is_ready}, 200 if is_ready else 503)
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
+        if "inference-header-content-length" in request.headers:
+            raise InvalidInputError(
+                "the V2 binary tensor extension is not supported yet; send JSON tensors "
+                "(tritonclient: set_data_from_numpy(..., binary_data=False))"
+            )
         body = await read_body(request, max_body_bytes)
         response = await dataplane.infer(name, version, decode_infer_request(body))
         return Response(encode_infer_response(response), media_type=_JSON)

@@ -1,0 +1,415 @@
+"""The real ``maas`` executable in a subprocess, against a fresh ``MAAS_HOME`` in tmp_path.
+
+Each call runs with ``cwd=tmp_path`` (so no ``maas.toml`` is picked up), a wide terminal
+(so Rich does not wrap what we assert on) and a timeout. State is checked through the
+``Registry`` API, not by parsing tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from maas.config import Settings
+from maas.registry import Registry
+from maas.serving.uploads import register_upload
+from maas.store import LocalStore
+from maas.testing.models import write_linear_model
+from maas.testing.processes import free_port, wait_until_ready
+from maas.testing.server import running_server
+
+pytestmark = pytest.mark.e2e
+
+MAAS = Path(sys.executable).parent / "maas"
+CALL_TIMEOUT_S = 60.0
+REQUEST = {
+    "inputs": [
+        {
+            "name": "input",
+            "datatype": "FP32",
+            "shape": [2, 4],
+            "data": [0.5, -1.0, 2.0, 0.25, 1.0, 1.5, -0.5, 3.0],
+        }
+    ]
+}
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAAS_")}
+    env.update({"MAAS_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"}, **extra)
+    return env
+
+
+def maas(
+    cwd: Path, *args: str, timeout_s: float = CALL_TIMEOUT_S, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``maas ARGS`` with ``MAAS_HOME=cwd/home`` and the given extra MAAS_* variables."""
+    return subprocess.run(
+        [str(MAAS), *args],
+        cwd=cwd,
+        env=_env(cwd / "home", **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The failure was reported as exactly one ``error:`` line on stderr and a non-zero exit."""
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def open_registry(home: Path) -> Registry:
+    return Registry(f"sqlite:///{home}/maas.db", LocalStore(home / "artifacts"))
+
+
+def stored_blobs(home: Path) -> set[Path]:
+    return {p for p in (home / "artifacts" / "sha256").rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def linear_file(tmp_path: Path) -> Path:
+    return write_linear_model(tmp_path / "linear.onnx")
+
+
+@pytest.fixture
+def registry(home: Path, linear_file: Path) -> Iterator[Registry]:
+    """A migrated registry in ``home`` holding model ``linear`` versions 1 and 2 (in-process)."""
+    registry = open_registry(home)
+    try:
+        registry.upgrade()
+        for _ in range(2):
+            register_upload(registry, "linear", linear_file, actor="test")
+        yield registry
+    finally:
+        registry.close()
+
+
+# -- help -----------------------------------------------------------------------------------
+
+HELP_WORDS: dict[tuple[str, ...], str] = {
+    (): "KServe V2",
+    ("quickstart",): "digits demo",
+    ("serve",): "Serve every registered model",
+    ("train",): "held-out split",
+    ("predict",): "running server",
+    ("models",): "upload model versions",
+    ("models", "list"): "List every model",
+    ("models", "show"): "signature",
+    ("models", "upload"): "pickles",
+    ("alias",): "production",
+    ("alias", "set"): "Point ALIAS",
+    ("alias", "delete"): "Remove ALIAS",
+    ("db",): "registry database",
+    ("db", "upgrade"): "schema migration",
+}
+
+
+@pytest.fixture(scope="module")
+def help_texts(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], tuple[int, str]]:
+    """Every ``--help`` at once (each start of ``maas`` costs about a second): (exit, stdout)."""
+    cwd = tmp_path_factory.mktemp("help")
+    running = {
+        command: subprocess.Popen(
+            [str(MAAS), *command, "--help"],
+            cwd=cwd,
+            env=_env(cwd / "home"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for command in HELP_WORDS
+    }
+    texts = {}
+    try:
+        for command, process in running.items():
+            out, _ = process.communicate(timeout=CALL_TIMEOUT_S)
+            texts[command] = (process.returncode, out)
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert not (cwd / "home").exists(), "--help must not touch MAAS_HOME"
+    return texts
+
+
+@pytest.mark.parametrize("command", list(HELP_WORDS), ids=lambda c: " ".join(c) or "maas")
+def test_help_explains_every_command(
+    help_texts: dict[tuple[str, ...], tuple[int, str]], command: tuple[str, ...]
+) -> None:
+    returncode, out = help_texts[command]
+    assert returncode == 0, out
+    assert " ".join(("Usage: maas", *command)) in out
+    assert HELP_WORDS[command] in out
+
+
+# -- db ---------------------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_sqlite_database_and_is_idempotent(
+    tmp_path: Path, home: Path
+) -> None:
+    first = ok(maas(tmp_path, "db", "upgrade"))
+    assert (home / "maas.db").is_file()
+    assert "up to date" in first
+    assert "up to date" in ok(maas(tmp_path, "db", "upgrade"))
+    registry = open_registry(home)
+    try:
+        assert registry.list_models() == []
+    finally:
+        registry.close()
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+def test_upload_list_show_and_audit(tmp_path: Path, home: Path, linear_file: Path) -> None:
+    assert "version 1" in ok(maas(tmp_path, "models", "upload", str(linear_file), "--name", "iris"))
+    assert "version 2" in ok(maas(tmp_path, "models", "upload", str(linear_file), "-n", "iris"))
+
+    listed = ok(maas(tmp_path, "models", "list"))
+    assert "iris" in listed
+
+    for args in (("iris",), ("iris", "1")):
+        shown = ok(maas(tmp_path, "models", "show", *args))
+        expected_version = args[1] if len(args) == 2 else "2"
+        assert f"iris version {expected_version}" in shown
+        assert "input" in shown and "logits" in shown
+        assert "FP32" in shown and "[-1, 4]" in shown
+        assert "lineage" in shown and '"filename": "linear.onnx"' in shown
+        assert '"source": "upload"' in shown
+
+    registry = open_registry(home)
+    try:
+        assert [v.version for v in registry.list_versions("iris")] == [1, 2]
+        creates = [e for e in registry.audit_log("iris") if e.action == "version.create"]
+        assert sorted(e.version for e in creates if e.version is not None) == [1, 2]
+        assert all(e.actor.startswith("cli") for e in creates)
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (pickle.dumps({"weights": [1.0, 2.0]}), "pickle"),
+        (b"zip", "zip"),
+        (np.random.default_rng(0).bytes(512), "not a loadable ONNX model"),
+    ],
+    ids=["pickle", "zip", "random-bytes"],
+)
+def test_upload_refuses_files_that_are_not_onnx(
+    tmp_path: Path, home: Path, registry: Registry, content: bytes, expected: str
+) -> None:
+    bad = tmp_path / "model.onnx"
+    if content == b"zip":
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("archive/data.pkl", pickle.dumps({"a": 1}))
+    else:
+        bad.write_bytes(content)
+    blobs = stored_blobs(home)
+
+    line = one_error_line(maas(tmp_path, "models", "upload", str(bad), "--name", "fresh"))
+    assert expected in line
+
+    assert [v.version for v in registry.list_versions("linear")] == [1, 2]
+    assert [m.name for m in registry.list_models()] == ["linear"]
+    assert stored_blobs(home) == blobs
+
+
+def test_upload_of_a_missing_file_is_a_usage_error(
+    tmp_path: Path, home: Path, registry: Registry
+) -> None:
+    blobs = stored_blobs(home)
+    result = maas(tmp_path, "models", "upload", str(tmp_path / "nosuch.onnx"), "--name", "linear")
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert [v.version for v in registry.list_versions("linear")] == [1, 2]
+    assert stored_blobs(home) == blobs
+
+
+def test_show_of_an_unknown_model_names_it(tmp_path: Path, registry: Registry) -> None:
+    assert "nosuch" in one_error_line(maas(tmp_path, "models", "show", "nosuch"))
+
+
+def test_show_of_an_unknown_version_names_it(tmp_path: Path, registry: Registry) -> None:
+    assert "7" in one_error_line(maas(tmp_path, "models", "show", "linear", "7"))
+
+
+def test_invalid_settings_are_one_line_about_the_configuration(tmp_path: Path) -> None:
+    line = one_error_line(maas(tmp_path, "models", "list", MAAS_PORT="notaport"))
+    assert "configuration" in line and "port" in line
+    assert not (tmp_path / "home" / "maas.db").exists()
+
+
+# -- aliases ----------------------------------------------------------------------------------
+
+
+def test_alias_set_move_and_delete(tmp_path: Path, registry: Registry) -> None:
+    assert "version 1" in ok(maas(tmp_path, "alias", "set", "linear", "production", "1"))
+    assert "production->1" in ok(maas(tmp_path, "models", "list"))
+
+    assert "version 2" in ok(maas(tmp_path, "alias", "set", "linear", "production", "2"))
+    assert "production->2" in ok(maas(tmp_path, "models", "list"))
+    assert [(a.name, a.version) for a in registry.list_aliases("linear")] == [("production", 2)]
+
+    assert "removed" in ok(maas(tmp_path, "alias", "delete", "linear", "production"))
+    assert registry.list_aliases("linear") == []
+    actions = [e.action for e in registry.audit_log("linear") if e.actor.startswith("cli")]
+    assert len(actions) == 3
+
+
+def test_alias_to_a_missing_version_is_refused(tmp_path: Path, registry: Registry) -> None:
+    line = one_error_line(maas(tmp_path, "alias", "set", "linear", "production", "9"))
+    assert "version 9" in line
+    assert registry.list_aliases("linear") == []
+
+
+def test_alias_with_a_bad_name_is_refused(tmp_path: Path, registry: Registry) -> None:
+    line = one_error_line(maas(tmp_path, "alias", "set", "linear", "Bad Alias", "1"))
+    assert "alias name" in line and "Bad Alias" in line
+    assert registry.list_aliases("linear") == []
+
+
+# -- train ------------------------------------------------------------------------------------
+
+
+def test_train_registers_a_version_with_metrics(tmp_path: Path, home: Path) -> None:
+    pytest.importorskip("torch")
+    out = ok(maas(tmp_path, "train", "--epochs", "3", "--name", "quick", timeout_s=120))
+    assert "accuracy" in out
+    assert "registered quick version 1" in out
+    registry = open_registry(home)
+    try:
+        [version] = registry.list_versions("quick")
+        assert version.version == 1
+        assert version.lineage["hyperparameters"]["epochs"] == 3
+        assert "accuracy" in version.metrics
+    finally:
+        registry.close()
+
+
+def test_train_on_an_unknown_dataset_names_the_dataset(tmp_path: Path, home: Path) -> None:
+    pytest.importorskip("torch")
+    line = one_error_line(maas(tmp_path, "train", "--dataset", "nope", "--name", "nope"))
+    assert "dataset" in line and "nope" in line
+
+
+# -- predict ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server_url(home: Path, registry: Registry) -> Iterator[str]:
+    with running_server(Settings(home=home), registry) as url:
+        yield url
+
+
+def test_predict_prints_outputs_and_json_matching_onnxruntime(
+    tmp_path: Path, linear_file: Path, server_url: str
+) -> None:
+    request = tmp_path / "req.json"
+    request.write_text(json.dumps(REQUEST))
+
+    table = ok(maas(tmp_path, "predict", "linear", "--input", str(request), "--url", server_url))
+    assert "logits" in table and "FP32" in table
+
+    raw = json.loads(
+        ok(maas(tmp_path, "predict", "linear", "-i", str(request), "--url", server_url, "--json"))
+    )
+    [output] = raw["outputs"]
+    assert output["name"] == "logits"
+    assert output["shape"] == [2, 3]
+    session = ort.InferenceSession(str(linear_file), providers=["CPUExecutionProvider"])
+    x = np.asarray(REQUEST["inputs"][0]["data"], dtype=np.float32).reshape(2, 4)
+    [expected] = session.run(["logits"], {"input": x})
+    np.testing.assert_allclose(
+        np.asarray(output["data"], dtype=np.float32), expected.ravel(), rtol=1e-6
+    )
+
+
+def test_predict_with_a_wrong_shape_reports_the_400(tmp_path: Path, server_url: str) -> None:
+    request = tmp_path / "bad.json"
+    request.write_text(
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1.0, 2.0, 3.0]}
+                ]
+            }
+        )
+    )
+    line = one_error_line(
+        maas(tmp_path, "predict", "linear", "-i", str(request), "--url", server_url)
+    )
+    assert line.startswith("error: 400: ")
+    assert "shape" in line
+
+
+def test_predict_without_a_server_cannot_reach_it(tmp_path: Path) -> None:
+    request = tmp_path / "req.json"
+    request.write_text(json.dumps(REQUEST))
+    url = f"http://127.0.0.1:{free_port()}"
+    line = one_error_line(maas(tmp_path, "predict", "linear", "-i", str(request), "--url", url))
+    assert "cannot reach" in line and url in line
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def test_serve_answers_over_http_and_stops_on_sigterm(tmp_path: Path, registry: Registry) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(MAAS), "serve"],
+        cwd=tmp_path,
+        env=_env(tmp_path / "home", MAAS_PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_ready(url, process, timeout_s=30)
+        with httpx.Client(base_url=url, timeout=5) as client:
+            response = client.post("/v2/models/linear/infer", json=REQUEST)
+            assert response.status_code == 200, response.text
+            assert response.json()["outputs"][0]["name"] == "logits"
+            assert response.json()["model_version"] == "2"
+
+        os.kill(process.pid, signal.SIGTERM)
+        output, _ = process.communicate(timeout=10)
+        # uvicorn shuts down cleanly, then re-raises SIGTERM so the parent sees why it ended.
+        assert process.returncode in (0, -signal.SIGTERM), output
+        assert "Application shutdown complete" in output
+        assert f"serving on {url}" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)

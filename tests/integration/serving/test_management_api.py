@@ -37,8 +37,9 @@ def test_upload_registers_and_serves_a_new_version(client: httpx.Client, tmp_pat
 
     listed = client.get("/api/models").json()
     assert [(m["name"], m["versions"]) for m in listed] == [("lin", [1, 2])]
-    assert client.get("/api/models/lin/versions/1").json()["artifact_sha256"] == (
-        version["artifact_sha256"]
+    assert (
+        client.get("/api/models/lin/versions/1").json()["artifact_sha256"]
+        == (version["artifact_sha256"])
     )
     assert [v["version"] for v in client.get("/api/models/lin/versions").json()] == [1, 2]
     infer = client.post(
@@ -146,7 +147,11 @@ def test_unknown_things_are_404(client: httpx.Client) -> None:
 
 def test_openapi_documents_the_management_api(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
-    documented = ("/api/models", "/api/models/{name}/versions", "/api/models/{name}/aliases/{alias}")
+    documented = (
+        "/api/models",
+        "/api/models/{name}/versions",
+        "/api/models/{name}/aliases/{alias}",
+    )
     for path in documented:
         assert path in spec["paths"]
     assert client.get("/docs").status_code == 200

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the REST server.")
+    grpc_port: int = Field(
+        8081, ge=0, le=65535, description="Port of the KServe V2 gRPC server (0: no gRPC server)."
+    )
+    grpc_max_message_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="Largest gRPC message sent or received."
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes sharing the ports (SO_REUSEPORT)."
+    )
     refresh_interval_s: float = Field(
         2.0, gt=0, description="How often the server re-reads aliases and new versions."
     )

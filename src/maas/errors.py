@@ -10,6 +10,9 @@ each transport maps codes to its own statuses in one table (``serving/rest/error
      +-- ConflictError             code "conflict"          (HTTP 409)
      +-- IntegrityError            code "integrity"         (HTTP 500: stored bytes changed)
      +-- UnavailableError          code "unavailable"       (HTTP 503)
+     |    +-- QueueFullError       code "queue_full"        (HTTP 503 + Retry-After)
+     |    +-- WorkerCrashedError   code "worker_crashed"    (HTTP 503)
+     +-- DeadlineExceededError     code "deadline_exceeded" (HTTP 504: request timed out)
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from typing import Any
 
 __all__ = [
     "ConflictError",
+    "DeadlineExceededError",
     "IntegrityError",
     "InvalidArtifactError",
     "InvalidInputError",
     "MaasError",
     "NotFoundError",
+    "QueueFullError",
     "UnavailableError",
+    "WorkerCrashedError",
 ]
 
 
@@ -72,3 +78,21 @@ class UnavailableError(MaasError):
     """The server cannot take the request now (not ready, overloaded)."""
 
     code = "unavailable"
+
+
+class QueueFullError(UnavailableError):
+    """A version's request queue is at its bound; retry after ``details["retry_after_s"]``."""
+
+    code = "queue_full"
+
+
+class WorkerCrashedError(UnavailableError):
+    """The worker process running the request died; the pool restarts it."""
+
+    code = "worker_crashed"
+
+
+class DeadlineExceededError(MaasError):
+    """The request's timeout passed before it could run; it was not executed."""
+
+    code = "deadline_exceeded"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,7 +16,15 @@ import numpy as np
 
 from maas.protocol.signature import Signature
 
-__all__ = ["Runtime"]
+__all__ = ["LoadOptions", "Runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How one instance should use the machine; runtimes ignore what does not apply."""
+
+    #: Threads inside one predict call (None: the runtime's own default).
+    intra_op_threads: int | None = None
 
 
 class Runtime(ABC):
@@ -31,14 +40,23 @@ class Runtime(ABC):
     format: ClassVar[str]
     #: Name reported as ``platform`` in V2 model metadata.
     platform: ClassVar[str]
+    #: True when predict releases the GIL, so instances can share a process as threads;
+    #: False puts each instance in a worker process of its own.
+    releases_gil: ClassVar[bool] = True
 
     def __init__(self, signature: Signature) -> None:
         self.signature = signature
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path) -> Runtime:
+    def load(cls, path: Path, options: LoadOptions = LoadOptions()) -> Runtime:
         """Load the artifact at ``path``; raise ``InvalidArtifactError`` if it is not one."""
+
+    @property
+    def batchable(self) -> bool:
+        """Whether rows of several requests can be stacked: every tensor's first dim is -1."""
+        tensors = (*self.signature.inputs, *self.signature.outputs)
+        return all(t.shape and t.shape[0] == -1 for t in tensors)
 
     @abstractmethod
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from maas.errors import InvalidArtifactError
-from maas.runtimes.base import Runtime
+from maas.runtimes.base import LoadOptions, Runtime
 
 __all__ = ["available_formats", "load_runtime", "runtime_class"]
 
@@ -39,6 +39,8 @@ def runtime_class(artifact_format: str) -> type[Runtime]:
         ) from None
 
 
-def load_runtime(artifact_format: str, path: Path) -> Runtime:
+def load_runtime(
+    artifact_format: str, path: Path, options: LoadOptions = LoadOptions()
+) -> Runtime:
     """Load ``path`` with the runtime registered for ``artifact_format``."""
-    return runtime_class(artifact_format).load(path)
+    return runtime_class(artifact_format).load(path, options)

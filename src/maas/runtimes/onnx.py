@@ -11,7 +11,7 @@ import onnxruntime as ort
 
 from maas.errors import InvalidArtifactError, InvalidInputError
 from maas.protocol.signature import Signature, TensorSpec
-from maas.runtimes.base import Runtime
+from maas.runtimes.base import LoadOptions, Runtime
 from maas.runtimes.safety import refuse_executable_formats
 
 __all__ = ["OnnxRuntime"]
@@ -62,17 +62,19 @@ class OnnxRuntime(Runtime):
         self._string_outputs = {t.name for t in self.signature.outputs if t.datatype == "BYTES"}
 
     @classmethod
-    def load(cls, path: Path) -> OnnxRuntime:
+    def load(cls, path: Path, options: LoadOptions = LoadOptions()) -> OnnxRuntime:
         refuse_executable_formats(path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: the session's warnings are not the user's
+        session_options = ort.SessionOptions()
+        session_options.log_severity_level = 3  # errors only: its warnings are not the user's
+        if options.intra_op_threads is not None:
+            session_options.intra_op_num_threads = options.intra_op_threads
         providers = [
             p
             for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
             if p in ort.get_available_providers()
         ]
         try:
-            session = ort.InferenceSession(str(path), options, providers=providers)
+            session = ort.InferenceSession(str(path), session_options, providers=providers)
         except Exception as exc:  # onnxruntime raises several unrelated types for bad files
             text = str(exc).replace(str(path), path.name).strip() or type(exc).__name__
             first_line = text.splitlines()[0]

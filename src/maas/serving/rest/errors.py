@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Final
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,9 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "conflict": 409,
     "payload_too_large": 413,
     "unavailable": 503,
+    "queue_full": 503,
+    "worker_crashed": 503,
+    "deadline_exceeded": 504,
     "integrity": 500,
     "internal": 500,
 }
@@ -41,7 +45,11 @@ async def _maas_error(_: Request, exc: Exception) -> Response:
     status = STATUS_BY_CODE.get(exc.code, 500)
     if status >= 500:
         log.error("%s: %s", exc.code, exc.message)
-    return error_response(status, exc.message, exc.code, **exc.details)
+    response = error_response(status, exc.message, exc.code, **exc.details)
+    retry_after_s = exc.details.get("retry_after_s")
+    if isinstance(retry_after_s, int | float):
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maas.registry.entities import Alias, AuditEvent, Model, ModelVersion
+from maas.registry.entities import Alias, AuditEvent, ConfigRevision, Model, ModelVersion
 from maas.registry.service import Registry
 
-__all__ = ["Alias", "AuditEvent", "Model", "ModelVersion", "Registry"]
+__all__ = ["Alias", "AuditEvent", "ConfigRevision", "Model", "ModelVersion", "Registry"]

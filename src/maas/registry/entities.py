@@ -8,7 +8,7 @@ from typing import Any
 
 from maas.protocol.signature import Signature
 
-__all__ = ["Alias", "AuditEvent", "Model", "ModelVersion"]
+__all__ = ["Alias", "AuditEvent", "ConfigRevision", "Model", "ModelVersion"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +65,18 @@ class AuditEvent:
     version: int | None
     actor: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRevision:
+    """One revision of a version's serving config (batching, instances, signature overrides).
+
+    The registry stores the document as given; ``maas.serving.model_config`` validates it.
+    """
+
+    model_name: str
+    version: int
+    revision: int
+    config: dict[str, Any]
+    actor: str
+    created_at: datetime

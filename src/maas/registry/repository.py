@@ -13,12 +13,21 @@ from sqlalchemy.orm import Session
 
 from maas.errors import NotFoundError
 from maas.protocol.signature import Signature
-from maas.registry.entities import Alias, AuditEvent, Model, ModelVersion
-from maas.registry.tables import AliasRow, AuditEventRow, ModelRow, ModelVersionRow, utc_now
+from maas.registry.entities import Alias, AuditEvent, ConfigRevision, Model, ModelVersion
+from maas.registry.tables import (
+    AliasRow,
+    AuditEventRow,
+    ModelRow,
+    ModelVersionRow,
+    VersionConfigRow,
+    utc_now,
+)
 
 __all__ = [
+    "add_config",
     "add_event",
     "add_version",
+    "config_revisions",
     "find_alias",
     "find_model",
     "find_version",
@@ -29,6 +38,7 @@ __all__ = [
     "sha256_in_use",
     "to_alias",
     "to_event",
+    "to_config",
     "to_model",
     "to_version",
 ]
@@ -184,4 +194,52 @@ def to_event(row: AuditEventRow) -> AuditEvent:
         version=row.version,
         actor=row.actor,
         details=dict(row.details),
+    )
+
+
+def add_config(
+    session: Session, version: ModelVersionRow, config: dict[str, Any], actor: str
+) -> VersionConfigRow:
+    """Append the version's next config revision with its audit event."""
+    current = session.scalar(
+        select(func.max(VersionConfigRow.revision)).where(VersionConfigRow.version_id == version.id)
+    )
+    row = VersionConfigRow(
+        target=version,
+        revision=(current or 0) + 1,
+        config=config,
+        actor=actor,
+        created_at=utc_now(),
+    )
+    session.add(row)
+    add_event(
+        session,
+        "config.set",
+        version.model.name,
+        actor=actor,
+        version=version.version,
+        details={"revision": row.revision},
+    )
+    session.flush()
+    return row
+
+
+def config_revisions(session: Session, version: ModelVersionRow) -> list[VersionConfigRow]:
+    return list(
+        session.scalars(
+            select(VersionConfigRow)
+            .where(VersionConfigRow.version_id == version.id)
+            .order_by(VersionConfigRow.revision)
+        )
+    )
+
+
+def to_config(row: VersionConfigRow) -> ConfigRevision:
+    return ConfigRevision(
+        model_name=row.target.model.name,
+        version=row.target.version,
+        revision=row.revision,
+        config=dict(row.config),
+        actor=row.actor,
+        created_at=row.created_at,
     )

@@ -20,7 +20,7 @@ from maas.protocol.signature import Signature
 from maas.registry import migrate
 from maas.registry import repository as repo
 from maas.registry.engine import create_registry_engine, writing
-from maas.registry.entities import Alias, AuditEvent, Model, ModelVersion
+from maas.registry.entities import Alias, AuditEvent, ConfigRevision, Model, ModelVersion
 from maas.registry.names import (
     PRODUCTION_ALIAS,
     check_alias_name,
@@ -89,13 +89,19 @@ class Registry:
         lineage: dict[str, Any] | None = None,
         actor: str = "cli",
         description: str = "",
+        config: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Store ``artifact`` and record it as the model's next version (the model is created
-        on its first version, with ``description``; later descriptions are ignored)."""
+        on its first version, with ``description``; later descriptions are ignored).
+
+        ``config``, if given, becomes the version's first config revision in the same
+        transaction."""
         check_model_name(model_name)
         check_artifact_format(artifact_format)
         metrics = check_json_object("metrics", metrics)
         lineage = check_json_object("lineage", lineage)
+        if config is not None:
+            config = check_json_object("config", config)
         signature_json = signature.to_dict()
         try:
             stored = self._store.put_file(Path(artifact))
@@ -115,6 +121,8 @@ class Registry:
                             created_at=utc_now(),
                         )
                         repo.add_version(session, model_name, row, actor, description)
+                        if config is not None:
+                            repo.add_config(session, row, config, actor)
                         return repo.to_version(row)
                 except ConflictError:
                     # Another writer created the model or took the number first (PostgreSQL).
@@ -220,6 +228,28 @@ class Registry:
                 version=version,
                 details={"alias": alias, "from": version},
             )
+
+    def set_config(
+        self, name: str, version: int, config: dict[str, Any], *, actor: str = "cli"
+    ) -> ConfigRevision:
+        """Record ``config`` as the version's next config revision (the version stays as it is)."""
+        config = check_json_object("config", config)
+        with transaction(self._writes) as session:
+            model = repo.require_model(session, name, lock=True)
+            target = repo.require_version(session, model, int(version))
+            return repo.to_config(repo.add_config(session, target, config, actor))
+
+    def get_config(self, name: str, version: int) -> ConfigRevision | None:
+        """The version's newest config revision, or None when it never had one."""
+        revisions = self.list_configs(name, version)
+        return revisions[-1] if revisions else None
+
+    def list_configs(self, name: str, version: int) -> list[ConfigRevision]:
+        """Every config revision of the version, oldest first."""
+        with transaction(self._reads) as session:
+            model = repo.require_model(session, name)
+            target = repo.require_version(session, model, int(version))
+            return [repo.to_config(row) for row in repo.config_revisions(session, target)]
 
     def list_aliases(self, name: str) -> list[Alias]:
         with transaction(self._reads) as session:

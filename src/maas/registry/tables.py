@@ -34,6 +34,7 @@ __all__ = [
     "ModelRow",
     "ModelVersionRow",
     "UTCDateTime",
+    "VersionConfigRow",
     "utc_now",
 ]
 
@@ -133,6 +134,22 @@ class AuditEventRow(Base):
     details: Mapped[dict[str, Any]]
 
 
+class VersionConfigRow(Base):
+    """One revision of a version's serving config; a change adds a revision, never edits."""
+
+    __tablename__ = "version_configs"
+    __table_args__ = (UniqueConstraint("version_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    revision: Mapped[int]
+    config: Mapped[dict[str, Any]]
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+    target: Mapped[ModelVersionRow] = relationship(lazy="joined", innerjoin=True)
+
+
 def _refuse_version_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
     raise RuntimeError(f"model versions are immutable (version id {target.id})")
 
@@ -141,5 +158,10 @@ def _refuse_audit_update(mapper: Mapper[Any], connection: Any, target: Any) -> N
     raise RuntimeError(f"audit events are append-only (event id {target.id})")
 
 
+def _refuse_config_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    raise RuntimeError(f"config revisions are immutable (revision id {target.id})")
+
+
 event.listen(ModelVersionRow, "before_update", _refuse_version_update)
 event.listen(AuditEventRow, "before_update", _refuse_audit_update)
+event.listen(VersionConfigRow, "before_update", _refuse_config_update)

@@ -14,7 +14,7 @@ from maas.registry.engine import create_registry_engine
 from maas.registry.tables import Base
 from maas.store import LocalStore
 
-TABLES = {"alembic_version", "models", "model_versions", "aliases", "audit_events"}
+TABLES = {"alembic_version", "models", "model_versions", "aliases", "audit_events", "version_configs"}
 
 
 def test_upgrade_twice_is_harmless(registry: Registry, database_url: str) -> None:
@@ -24,7 +24,7 @@ def test_upgrade_twice_is_harmless(registry: Registry, database_url: str) -> Non
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0001",)
+                ("0002",)
             ]
             assert set(inspect(conn).get_table_names()) >= TABLES
     finally:

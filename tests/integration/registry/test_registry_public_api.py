@@ -7,6 +7,7 @@ def test_registry_public_names_are_pinned() -> None:
     assert sorted(maas.registry.__all__) == [
         "Alias",
         "AuditEvent",
+        "ConfigRevision",
         "Model",
         "ModelVersion",
         "Registry",

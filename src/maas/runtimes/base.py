@@ -25,6 +25,9 @@ class LoadOptions:
 
     #: Threads inside one predict call (None: the runtime's own default).
     intra_op_threads: int | None = None
+    #: The version's registered signature, for formats whose files carry none
+    #: (TorchScript); runtimes that read it from the artifact (ONNX) ignore it.
+    signature: Signature | None = None
 
 
 class Runtime(ABC):
@@ -55,8 +58,7 @@ class Runtime(ABC):
     @property
     def batchable(self) -> bool:
         """Whether rows of several requests can be stacked: every tensor's first dim is -1."""
-        tensors = (*self.signature.inputs, *self.signature.outputs)
-        return all(t.shape and t.shape[0] == -1 for t in tensors)
+        return self.signature.batchable
 
     @abstractmethod
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -7,11 +7,13 @@ what it returns; nothing here knows about HTTP or gRPC.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from maas import __version__
 from maas.protocol.types import InferRequest, InferResponse, Tensor
-from maas.serving.deployments import Deployments
+from maas.serving.deployments import Deployment, Deployments
+from maas.serving.model_config import triton_config
 
 __all__ = ["DataPlane"]
 
@@ -40,22 +42,51 @@ class DataPlane:
 
     async def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         deployment = await self._deployments.get(name, version)
-        signature = deployment.runtime.signature
+        signature = deployment.signature
         return {
             "name": name,
             "versions": [str(v) for v in self._deployments.versions(name)],
-            "platform": deployment.runtime.platform,
+            "platform": deployment.platform,
             "inputs": [t.to_dict() for t in signature.inputs],
             "outputs": [t.to_dict() for t in signature.outputs],
         }
 
+    async def model_config(self, name: str, version: str | None) -> dict[str, Any]:
+        """The Triton-shaped model config that perf_analyzer and Triton tools read."""
+        d = await self._deployments.get(name, version)
+        return triton_config(name, d.platform, d.signature, d.config, d.signature.batchable)
+
+    async def model_statistics(self, name: str | None, version: str | None) -> dict[str, Any]:
+        """Triton-shaped statistics of one version, of every loaded version of a model, or all."""
+        if name and version:
+            deployments = [await self._deployments.get(name, version)]
+        else:
+            if name:
+                await self._deployments.get(name, None)  # NotFoundError for unknown models
+            deployments = self._deployments.loaded(name or None)
+        return {"model_stats": [d.stats.to_dict() for d in deployments]}
+
     async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
         deployment = await self._deployments.get(name, version)
+        started = time.perf_counter()
+        try:
+            response = await self._infer(deployment, request)
+        except BaseException:
+            deployment.stats.record_request(False, time.perf_counter() - started)
+            raise
+        deployment.stats.record_request(True, time.perf_counter() - started)
+        return response
+
+    async def _infer(self, deployment: Deployment, request: InferRequest) -> InferResponse:
         feed = deployment.validator.feed(request.inputs)
         deployment.validator.check_outputs(request.outputs)
+        compute_started = time.perf_counter()
         results = await asyncio.to_thread(deployment.runtime.predict, feed)
+        rows = next(iter(feed.values())).shape[0] if deployment.signature.batchable else 1
+        deployment.stats.record_batch(rows, 0.0, time.perf_counter() - compute_started)
+        name = deployment.name
         wanted = [o.name for o in request.outputs] if request.outputs else list(results)
-        datatypes = {t.name: t.datatype for t in deployment.runtime.signature.outputs}
+        datatypes = {t.name: t.datatype for t in deployment.signature.outputs}
         return InferResponse(
             model_name=name,
             model_version=str(deployment.number),

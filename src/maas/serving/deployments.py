@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maas.errors import MaasError, NotFoundError, UnavailableError
+from maas.protocol.signature import Signature
 from maas.protocol.validation import SignatureValidator
 from maas.registry.entities import ModelVersion
 from maas.registry.service import Registry
 from maas.runtimes.base import Runtime
 from maas.runtimes.discovery import load_runtime
+from maas.serving.model_config import ModelConfig, parse_model_config
+from maas.serving.statistics import VersionStatistics
 
 __all__ = ["Deployment", "Deployments"]
 
@@ -31,11 +34,18 @@ RuntimeLoader = Callable[[str, Path], Runtime]
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """A version loaded into a runtime, with its request validator compiled once."""
+    """A version loaded into a runtime, with its config and request validator resolved once."""
 
     version: ModelVersion
+    config: ModelConfig
+    signature: Signature
     runtime: Runtime
     validator: SignatureValidator
+    stats: VersionStatistics
+
+    @property
+    def platform(self) -> str:
+        return self.runtime.platform
 
     @property
     def name(self) -> str:
@@ -119,9 +129,19 @@ class Deployments:
         return deployment
 
     def _load(self, version: ModelVersion) -> Deployment:
+        revision = self._registry.get_config(version.model_name, version.version)
+        config = parse_model_config(revision.config if revision else None)
         path = self._registry.artifact_path(version)
         runtime = self._loader(version.artifact_format, path)
-        return Deployment(version, runtime, SignatureValidator(runtime.signature))
+        signature = config.signature_override() or runtime.signature
+        return Deployment(
+            version,
+            config,
+            signature,
+            runtime,
+            SignatureValidator(signature),
+            VersionStatistics(version.model_name, str(version.version)),
+        )
 
     # -- answering requests -------------------------------------------------------
 
@@ -154,6 +174,10 @@ class Deployments:
     def is_ready(self, name: str, ref: str | None = None) -> bool:
         number = self._number(name, ref)
         return number is not None and (name, number) in self._loaded
+
+    def loaded(self, name: str | None = None) -> list[Deployment]:
+        """Every loaded deployment (of one model), in name and version order."""
+        return [d for key, d in sorted(self._loaded.items()) if name is None or key[0] == name]
 
     def versions(self, name: str) -> list[int]:
         routes = self._routes.get(name)

@@ -189,3 +189,29 @@ def test_oversized_body_is_413(client: httpx.Client, linear: Path) -> None:
     reply = client.post("/v2/models/linear/infer", content=b"0" * (2 * 1024 * 1024))
     assert reply.status_code == 413
     assert reply.json()["code"] == "payload_too_large"
+
+
+def test_model_config_has_the_triton_shape(client: httpx.Client, linear: Path) -> None:
+    config = client.get("/v2/models/linear/config").json()
+    assert config["name"] == "linear" and config["platform"] == "onnxruntime_onnx"
+    assert config["max_batch_size"] == 32
+    assert config["input"] == [{"name": "input", "data_type": "TYPE_FP32", "dims": [4]}]
+    assert config["output"] == [{"name": "logits", "data_type": "TYPE_FP32", "dims": [3]}]
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 500
+    assert config["instance_group"][0]["kind"] == "KIND_CPU"
+    assert client.get("/v2/models/linear/versions/1/config").json() == config
+    assert client.get("/v2/models/ghost/config").status_code == 404
+
+
+def test_statistics_count_requests_and_rows(client: httpx.Client, linear: Path) -> None:
+    for rows in (1, 3):
+        body = _request([0.0] * 4 * rows, [rows, 4])
+        assert client.post("/v2/models/linear/infer", json=body).status_code == 200
+    client.post("/v2/models/linear/infer", json=_request([0.0] * 5, [1, 5]))
+    (stats,) = client.get("/v2/models/linear/stats").json()["model_stats"]
+    assert stats["name"] == "linear" and stats["version"] == "1"
+    assert stats["inference_count"] == 4
+    assert stats["inference_stats"]["success"]["count"] == 2
+    assert stats["inference_stats"]["fail"]["count"] == 1
+    assert client.get("/v2/models/linear/versions/1/stats").json()["model_stats"] == [stats]
+    assert [s["name"] for s in client.get("/v2/models/stats").json()["model_stats"]] == ["linear"]

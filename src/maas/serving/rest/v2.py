@@ -52,6 +52,11 @@ def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
         response = await dataplane.infer(name, version, decode_infer_request(body))
         return Response(encode_infer_response(response), media_type=_JSON)
 
+    # Before /models/{name}, which would otherwise take "stats" for a model name.
+    @router.get("/models/stats", summary="Statistics of every loaded version")
+    async def stats_all() -> Response:
+        return _json(await dataplane.model_statistics(None, None))
+
     @router.get("/models/{name}", summary="Model metadata (default version)")
     async def metadata_default(name: str) -> Response:
         return await model_metadata(name, None)
@@ -67,6 +72,22 @@ def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
     @router.get("/models/{name}/versions/{version}/ready", summary="Model readiness")
     async def ready_version(name: str, version: str) -> Response:
         return await model_ready(name, version)
+
+    @router.get("/models/{name}/config", summary="Triton-shaped model config (default version)")
+    async def config_default(name: str) -> Response:
+        return _json(await dataplane.model_config(name, None))
+
+    @router.get("/models/{name}/versions/{version}/config", summary="Triton-shaped model config")
+    async def config_version(name: str, version: str) -> Response:
+        return _json(await dataplane.model_config(name, version))
+
+    @router.get("/models/{name}/stats", summary="Statistics of a model's loaded versions")
+    async def stats_model(name: str) -> Response:
+        return _json(await dataplane.model_statistics(name, None))
+
+    @router.get("/models/{name}/versions/{version}/stats", summary="Statistics of one version")
+    async def stats_version(name: str, version: str) -> Response:
+        return _json(await dataplane.model_statistics(name, version))
 
     @router.post("/models/{name}/infer", summary="Inference (default version)")
     async def infer_default(request: Request, name: str) -> Response:

@@ -1,0 +1,165 @@
+"""A version's serving config: validated here, stored as revisions by the registry.
+
+The document users write (JSON or TOML)::
+
+    {"batching": {"max_batch_size": 32, "max_queue_delay_s": 0.0005,
+                  "preferred_batch_sizes": [], "max_queue_size": 1024,
+                  "default_timeout_s": null},
+     "instances": {"count": 2, "kind": "auto", "intra_op_threads": null},
+     "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],   # optional
+     "outputs": [...]}                                                        # optional
+
+``inputs``/``outputs`` override the signature the runtime reports (TorchScript files
+carry none, so there they are required). ``triton_config`` renders the Triton
+``ModelConfig`` shape that perf_analyzer and other Triton tools read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from maas.errors import InvalidInputError
+from maas.protocol.datatypes import DATATYPES
+from maas.protocol.signature import Signature, TensorSpec
+from maas.scheduling.policy import BatchingPolicy, InstancePolicy
+
+__all__ = ["ModelConfig", "parse_model_config", "triton_config"]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class BatchingConfig(BaseModel):
+    model_config = _STRICT
+
+    max_batch_size: int = Field(32, ge=0, le=65536, description="Rows per batch; 0 or 1: off.")
+    max_queue_delay_s: float = Field(0.0005, ge=0, le=10)
+    preferred_batch_sizes: list[int] = Field(default_factory=list)
+    max_queue_size: int = Field(1024, ge=1, le=1_000_000)
+    default_timeout_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _preferred_within_max(self) -> BatchingConfig:
+        for size in self.preferred_batch_sizes:
+            if not 1 <= size <= max(self.max_batch_size, 1):
+                raise ValueError(
+                    f"preferred batch size {size} must be between 1 and max_batch_size "
+                    f"({self.max_batch_size})"
+                )
+        return self
+
+
+class InstancesConfig(BaseModel):
+    model_config = _STRICT
+
+    count: int = Field(2, ge=1, le=64, description="Runtime instances of the version.")
+    kind: Literal["auto", "thread", "process"] = "auto"
+    intra_op_threads: int | None = Field(None, ge=1, le=256)
+
+
+class TensorConfig(BaseModel):
+    model_config = _STRICT
+
+    name: str = Field(min_length=1)
+    datatype: str
+    shape: list[int]
+
+    @model_validator(mode="after")
+    def _known(self) -> TensorConfig:
+        if self.datatype not in DATATYPES:
+            raise ValueError(f"unknown datatype {self.datatype!r}")
+        if any(d < -1 for d in self.shape):
+            raise ValueError("dims must be >= -1 (-1: variable)")
+        return self
+
+
+class ModelConfig(BaseModel):
+    model_config = _STRICT
+
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    instances: InstancesConfig = Field(default_factory=InstancesConfig)
+    inputs: list[TensorConfig] | None = None
+    outputs: list[TensorConfig] | None = None
+
+    def batching_policy(self) -> BatchingPolicy:
+        b = self.batching
+        return BatchingPolicy(
+            max_batch_size=b.max_batch_size,
+            max_queue_delay_s=b.max_queue_delay_s,
+            preferred_batch_sizes=tuple(b.preferred_batch_sizes),
+            max_queue_size=b.max_queue_size,
+            default_timeout_s=b.default_timeout_s,
+        )
+
+    def instance_policy(self) -> InstancePolicy:
+        i = self.instances
+        return InstancePolicy(count=i.count, kind=i.kind, intra_op_threads=i.intra_op_threads)
+
+    def signature_override(self) -> Signature | None:
+        if self.inputs is None or self.outputs is None:
+            return None
+        return Signature(
+            tuple(TensorSpec(t.name, t.datatype, tuple(t.shape)) for t in self.inputs),
+            tuple(TensorSpec(t.name, t.datatype, tuple(t.shape)) for t in self.outputs),
+        )
+
+
+def parse_model_config(document: Any) -> ModelConfig:
+    """Validate a config document; errors name the field (``batching.max_batch_size: ...``)."""
+    if document is None:
+        return ModelConfig()
+    try:
+        return ModelConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        first = exc.errors()[0]
+        raise InvalidInputError(
+            f"invalid model config: {problems}",
+            {"field": ".".join(str(p) for p in first["loc"])},
+        ) from None
+
+
+def _triton_type(datatype: str) -> str:
+    return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
+
+
+def triton_config(
+    name: str, platform: str, signature: Signature, config: ModelConfig, batchable: bool
+) -> dict[str, Any]:
+    """The Triton ``ModelConfig`` (JSON form) of a deployed version.
+
+    With batching on, dims leave out the batch dim, as Triton does.
+    """
+    batching = config.batching
+    max_batch_size = batching.max_batch_size if batchable and batching.max_batch_size > 1 else 0
+
+    def tensors(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": t.name,
+                "data_type": _triton_type(t.datatype),
+                "dims": list(t.shape[1:] if max_batch_size else t.shape),
+            }
+            for t in specs
+        ]
+
+    document: dict[str, Any] = {
+        "name": name,
+        "platform": platform,
+        "backend": platform.split("_")[0],
+        "max_batch_size": max_batch_size,
+        "input": tensors(signature.inputs),
+        "output": tensors(signature.outputs),
+        "instance_group": [
+            {"name": f"{name}_0", "kind": "KIND_CPU", "count": config.instances.count}
+        ],
+    }
+    if max_batch_size:
+        document["dynamic_batching"] = {
+            "preferred_batch_size": list(batching.preferred_batch_sizes),
+            "max_queue_delay_microseconds": round(batching.max_queue_delay_s * 1_000_000),
+        }
+    return document

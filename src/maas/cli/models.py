@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from maas.cli.console import console, settings
+from maas.cli.console import console, fail, settings
 from maas.cli.identity import actor
 from maas.registry.entities import ModelVersion
 from maas.registry.service import Registry
+from maas.serving.model_config import parse_model_config
 from maas.serving.uploads import register_upload
 
 app = typer.Typer(help="List, show and upload model versions.", no_args_is_help=True)
@@ -84,6 +87,14 @@ def upload(
     name: str = typer.Option(..., "--name", "-n", help="Model name; created on its first version."),
     artifact_format: str = typer.Option("onnx", "--format", help="Artifact format."),
     description: str = typer.Option("", help="Description of the model (kept on first upload)."),
+    config_file: Path = typer.Option(
+        None,
+        "--config",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="Serving config (.json or .toml); see `maas models config --help`.",
+    ),
 ) -> None:
     """Register FILE as a new version of model NAME after checking that it loads.
 
@@ -98,6 +109,7 @@ def upload(
             artifact_format=artifact_format,
             actor=actor(),
             lineage={"filename": file.name},
+            config=read_config_file(config_file) if config_file else None,
             description=description,
         )
     finally:
@@ -106,3 +118,51 @@ def upload(
         f"registered [bold]{version.model_name}[/] version [bold]{version.version}[/] "
         f"(sha256 {version.artifact_sha256[:12]})"
     )
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A config document from a .json or .toml file."""
+    try:
+        text = path.read_text()
+        document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read config file {path}: {exc}")
+    if not isinstance(document, dict):
+        fail(f"config file {path} must hold an object")
+    return document
+
+
+@app.command("config")
+def config(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Version number or alias."),
+    set_file: Path = typer.Option(
+        None,
+        "--set",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="A .json or .toml config to record as the version's next revision.",
+    ),
+) -> None:
+    """Show a version's serving config, or change it with --set (a running server reloads it).
+
+    Fields: batching.max_batch_size, batching.max_queue_delay_s,
+    batching.preferred_batch_sizes, batching.max_queue_size, batching.default_timeout_s,
+    instances.count, instances.kind (auto|thread|process), instances.intra_op_threads,
+    inputs/outputs (signature overrides).
+    """
+    registry = Registry.from_settings(settings())
+    try:
+        found = registry.resolve(name, version)
+        if set_file is not None:
+            document = read_config_file(set_file)
+            parse_model_config(document)
+            registry.set_config(name, found.version, document, actor=actor())
+        revision = registry.get_config(name, found.version)
+    finally:
+        registry.close()
+    effective = parse_model_config(revision.config if revision else None)
+    number = revision.revision if revision else 0
+    console.print(f"{name} version {found.version}, config revision {number}")
+    console.print_json(effective.model_dump_json())

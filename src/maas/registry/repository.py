@@ -37,8 +37,8 @@ __all__ = [
     "require_version",
     "sha256_in_use",
     "to_alias",
-    "to_event",
     "to_config",
+    "to_event",
     "to_model",
     "to_version",
 ]

@@ -6,13 +6,14 @@ what it returns; nothing here knows about HTTP or gRPC.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from maas import __version__
+from maas.errors import InvalidInputError
 from maas.protocol.types import InferRequest, InferResponse, Tensor
-from maas.serving.deployments import Deployment, Deployments
+from maas.serving.deployment import Deployment
+from maas.serving.deployments import Deployments
 from maas.serving.model_config import triton_config
 
 __all__ = ["DataPlane"]
@@ -80,10 +81,7 @@ class DataPlane:
     async def _infer(self, deployment: Deployment, request: InferRequest) -> InferResponse:
         feed = deployment.validator.feed(request.inputs)
         deployment.validator.check_outputs(request.outputs)
-        compute_started = time.perf_counter()
-        results = await asyncio.to_thread(deployment.runtime.predict, feed)
-        rows = next(iter(feed.values())).shape[0] if deployment.signature.batchable else 1
-        deployment.stats.record_batch(rows, 0.0, time.perf_counter() - compute_started)
+        results = await deployment.scheduler.submit(feed, timeout_s=_timeout_s(request))
         name = deployment.name
         wanted = [o.name for o in request.outputs] if request.outputs else list(results)
         datatypes = {t.name: t.datatype for t in deployment.signature.outputs}
@@ -93,3 +91,13 @@ class DataPlane:
             outputs=[Tensor(n, datatypes[n], results[n]) for n in wanted],
             id=request.id,
         )
+
+
+def _timeout_s(request: InferRequest) -> float | None:
+    """The V2 ``timeout`` request parameter, in microseconds as Triton and tritonclient use it."""
+    timeout_us = request.parameters.get("timeout")
+    if timeout_us is None:
+        return None
+    if isinstance(timeout_us, bool) or not isinstance(timeout_us, int | float) or timeout_us <= 0:
+        raise InvalidInputError("parameter 'timeout' must be a positive number of microseconds")
+    return float(timeout_us) / 1e6

@@ -11,49 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from maas.errors import MaasError, NotFoundError, UnavailableError
-from maas.protocol.signature import Signature
-from maas.protocol.validation import SignatureValidator
-from maas.registry.entities import ModelVersion
 from maas.registry.service import Registry
-from maas.runtimes.base import Runtime
-from maas.runtimes.discovery import load_runtime
-from maas.serving.model_config import ModelConfig, parse_model_config
-from maas.serving.statistics import VersionStatistics
+from maas.serving.deployment import Deployment, deploy
 
 __all__ = ["Deployment", "Deployments"]
 
 log = logging.getLogger(__name__)
-
-RuntimeLoader = Callable[[str, Path], Runtime]
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """A version loaded into a runtime, with its config and request validator resolved once."""
-
-    version: ModelVersion
-    config: ModelConfig
-    signature: Signature
-    runtime: Runtime
-    validator: SignatureValidator
-    stats: VersionStatistics
-
-    @property
-    def platform(self) -> str:
-        return self.runtime.platform
-
-    @property
-    def name(self) -> str:
-        return self.version.model_name
-
-    @property
-    def number(self) -> int:
-        return self.version.version
 
 
 @dataclass(slots=True)
@@ -66,9 +32,8 @@ class _Routes:
 
 
 class Deployments:
-    def __init__(self, registry: Registry, loader: RuntimeLoader = load_runtime) -> None:
+    def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._loader = loader
         self._loaded: dict[tuple[str, int], Deployment] = {}
         self._failed: dict[tuple[str, int], str] = {}
         self._routes: dict[str, _Routes] = {}
@@ -85,6 +50,8 @@ class Deployments:
             if token != self._token or force:
                 self._routes = await asyncio.to_thread(self._read_routes)
                 self._token = token
+                for key in await asyncio.to_thread(self._stale_configs):
+                    await self._reload(key)
             for name, routes in self._routes.items():
                 for number in sorted({routes.default, *routes.aliases.values()}):
                     with contextlib.suppress(MaasError):  # recorded in _failed; retried next sync
@@ -102,6 +69,26 @@ class Deployments:
             routes[model.name] = _Routes(default, aliases, versions)
         return routes
 
+    def _stale_configs(self) -> list[tuple[str, int]]:
+        """Loaded versions whose config has a newer revision than the one they run with."""
+        stale = []
+        for (name, number), deployment in list(self._loaded.items()):
+            revision = self._registry.get_config(name, number)
+            if (revision.revision if revision else 0) != deployment.config_revision:
+                stale.append((name, number))
+        return stale
+
+    async def _reload(self, key: tuple[str, int]) -> None:
+        """Swap in a deployment built with the new config; the old one finishes its work."""
+        old = self._loaded.pop(key)
+        try:
+            await self._ensure_loaded(*key)
+        except MaasError:
+            self._loaded[key] = old  # keep serving with the old config; logged by the loader
+            return
+        await old.retire()
+        log.info("reloaded %s version %d with its new config", *key)
+
     async def run_refresh_loop(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
@@ -117,7 +104,7 @@ class Deployments:
             return deployment
         try:
             version = await asyncio.to_thread(self._registry.get_version, name, number)
-            deployment = await asyncio.to_thread(self._load, version)
+            deployment = await deploy(self._registry, version)
         except MaasError as exc:
             if key not in self._failed:
                 log.error("cannot load %s version %d: %s", name, number, exc.message)
@@ -127,21 +114,6 @@ class Deployments:
         self._loaded[key] = deployment
         log.info("loaded %s version %d", name, number)
         return deployment
-
-    def _load(self, version: ModelVersion) -> Deployment:
-        revision = self._registry.get_config(version.model_name, version.version)
-        config = parse_model_config(revision.config if revision else None)
-        path = self._registry.artifact_path(version)
-        runtime = self._loader(version.artifact_format, path)
-        signature = config.signature_override() or runtime.signature
-        return Deployment(
-            version,
-            config,
-            signature,
-            runtime,
-            SignatureValidator(signature),
-            VersionStatistics(version.model_name, str(version.version)),
-        )
 
     # -- answering requests -------------------------------------------------------
 
@@ -185,7 +157,7 @@ class Deployments:
             raise NotFoundError(f"model {name!r} not found")
         return list(routes.versions)
 
-    def close(self) -> None:
-        for deployment in self._loaded.values():
-            deployment.runtime.close()
-        self._loaded.clear()
+    async def close(self) -> None:
+        """Retire every deployment (their queues drain first)."""
+        deployments, self._loaded = list(self._loaded.values()), {}
+        await asyncio.gather(*(d.retire() for d in deployments))

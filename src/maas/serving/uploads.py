@@ -1,7 +1,8 @@
 """Register a user-supplied artifact only after it has loaded in its runtime.
 
 Loading is the validation: a file that is not a model of the claimed format (or is a
-pickle) is refused before anything reaches the store or the registry.
+pickle) is refused before anything reaches the store or the registry. A ``skops`` upload
+(scikit-learn) is converted to ONNX first and registered as an ``onnx`` version.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from typing import Any
 
 from maas.registry.entities import ModelVersion
 from maas.registry.service import Registry
+from maas.runtimes.base import LoadOptions
 from maas.runtimes.discovery import load_runtime
+from maas.runtimes.sklearn import convert_skops_to_onnx
+from maas.serving.model_config import parse_model_config
 
 __all__ = ["register_upload", "register_upload_bytes"]
 
@@ -26,10 +30,27 @@ def register_upload(
     actor: str,
     lineage: dict[str, Any] | None = None,
     description: str = "",
+    config: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    runtime = load_runtime(artifact_format, path)
+    """Validate ``config`` and the artifact (by loading it), then register both together.
+
+    The config's ``inputs``/``outputs``, when given, are the signature the runtime is
+    loaded with (TorchScript files carry none) and the one recorded.
+    """
+    if artifact_format == "skops":
+        return _register_skops(
+            registry,
+            model_name,
+            path,
+            actor=actor,
+            lineage=lineage,
+            description=description,
+            config=config,
+        )
+    override = parse_model_config(config).signature_override()
+    runtime = load_runtime(artifact_format, path, LoadOptions(signature=override))
     try:
-        signature = runtime.signature
+        signature = override or runtime.signature
     finally:
         runtime.close()
     return registry.register_version(
@@ -40,7 +61,34 @@ def register_upload(
         lineage={"source": "upload", **(lineage or {})},
         actor=actor,
         description=description,
+        config=config,
     )
+
+
+def _register_skops(
+    registry: Registry,
+    model_name: str,
+    path: Path,
+    *,
+    actor: str,
+    lineage: dict[str, Any] | None,
+    description: str,
+    config: dict[str, Any] | None,
+) -> ModelVersion:
+    """Convert a skops file to ONNX (never unpickled) and register that as the version."""
+    with tempfile.TemporaryDirectory(prefix="maas-skops-") as folder:
+        onnx_path = Path(folder) / "model.onnx"
+        extras = convert_skops_to_onnx(path, onnx_path)
+        return register_upload(
+            registry,
+            model_name,
+            onnx_path,
+            artifact_format="onnx",
+            actor=actor,
+            lineage={**(lineage or {}), **extras},
+            description=description,
+            config=config,
+        )
 
 
 def register_upload_bytes(

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["IDENTITY_TYPES", "write_identity_model", "write_linear_model"]
+__all__ = ["IDENTITY_TYPES", "write_identity_model", "write_linear_model", "write_slow_model"]
 
 #: V2 datatype -> ONNX element type, for identity models of every datatype.
 IDENTITY_TYPES: dict[str, int] = {
@@ -69,5 +69,55 @@ def write_linear_model(
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", in_features])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", out_features])],
         initializer=[numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    return _save(graph, path)
+
+
+def write_slow_model(path: Path, iterations: int = 200, size: int = 384) -> Path:
+    """``y = x + 0 * sum(loop of tanh(S @ W))``: FP32 [-1, 4] -> [-1, 4], slow on purpose.
+
+    The loop runs ``sum(x) * iterations`` times, so an all-zero input answers at once.
+    """
+    rng = np.random.default_rng(0)
+    weight = (rng.standard_normal((size, size)) / size).astype(np.float32)
+    body = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["s_in", "W"], ["sw"]),
+            helper.make_node("Tanh", ["sw"], ["s_out"]),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [size, size]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [size, size]),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            # The loop's start depends on x, so nothing can be folded at load time.
+            helper.make_node("ReduceSum", ["x"], ["x_sum"], keepdims=0),
+            helper.make_node("Add", ["S0", "x_sum"], ["s_start"]),
+            helper.make_node("Mul", ["x_sum", "per_unit"], ["trips"]),
+            helper.make_node("Cast", ["trips"], ["M"], to=TensorProto.INT64),
+            helper.make_node("Loop", ["M", "cond", "s_start"], ["s_end"], body=body),
+            helper.make_node("ReduceSum", ["s_end"], ["total"], keepdims=0),
+            helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+            helper.make_node("Add", ["x", "nothing"], ["y"]),
+        ],
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        initializer=[
+            numpy_helper.from_array(weight, "W"),
+            numpy_helper.from_array(np.zeros((size, size), np.float32), "S0"),
+            numpy_helper.from_array(np.array(iterations, np.float32), "per_unit"),
+            numpy_helper.from_array(np.array(True), "cond"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ],
     )
     return _save(graph, path)

@@ -14,7 +14,14 @@ from maas.registry.engine import create_registry_engine
 from maas.registry.tables import Base
 from maas.store import LocalStore
 
-TABLES = {"alembic_version", "models", "model_versions", "aliases", "audit_events", "version_configs"}
+TABLES = {
+    "alembic_version",
+    "models",
+    "model_versions",
+    "aliases",
+    "audit_events",
+    "version_configs",
+}
 
 
 def test_upgrade_twice_is_harmless(registry: Registry, database_url: str) -> None:

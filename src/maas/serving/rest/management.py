@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
+from maas.errors import InvalidInputError
 from maas.registry.entities import Alias, ModelVersion
 from maas.registry.service import Registry
 from maas.serving.deployments import Deployments
+from maas.serving.model_config import parse_model_config
 from maas.serving.rest.body import read_body
 from maas.serving.uploads import register_upload_bytes
 
@@ -60,6 +63,13 @@ class AliasIn(BaseModel):
     version: int = Field(ge=1, description="The version number the alias should point at.")
 
 
+class ConfigOut(BaseModel):
+    model: str
+    version: int
+    revision: int = Field(description="0 when the version never had a config of its own.")
+    config: dict[str, Any] = Field(description="The effective config, defaults filled in.")
+
+
 class AuditOut(BaseModel):
     id: int
     at: datetime
@@ -76,6 +86,18 @@ def _version_out(v: ModelVersion) -> VersionOut:
 
 def _alias_out(a: Alias) -> AliasOut:
     return AliasOut(model=a.model_name, alias=a.name, version=a.version, updated_at=a.updated_at)
+
+
+def _config_header(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        document = json.loads(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"X-Maas-Config is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidInputError("X-Maas-Config must be a JSON object")
+    return document
 
 
 def management_router(
@@ -139,7 +161,16 @@ def management_router(
         name: str,
         artifact_format: Annotated[str, Query(alias="format")] = "onnx",
         description: str = "",
+        config: Annotated[
+            str | None,
+            Header(
+                alias="X-Maas-Config",
+                description="The version's serving config as JSON (batching, instances, "
+                "inputs/outputs: required for TorchScript).",
+            ),
+        ] = None,
     ) -> VersionOut:
+        document = _config_header(config)
         data = await read_body(request, max_upload_bytes)
         version = await asyncio.to_thread(
             register_upload_bytes,
@@ -149,6 +180,7 @@ def management_router(
             artifact_format=artifact_format,
             actor="api",
             description=description,
+            config=document,
         )
         await deployments.sync()
         return _version_out(version)
@@ -163,6 +195,40 @@ def management_router(
     async def delete_alias(name: str, alias: str) -> None:
         await asyncio.to_thread(registry.delete_alias, name, alias, actor="api")
         await deployments.sync()
+
+    def config_out(name: str, ref: str) -> ConfigOut:
+        version = registry.resolve(name, ref)
+        revision = registry.get_config(name, version.version)
+        effective = parse_model_config(revision.config if revision else None)
+        return ConfigOut(
+            model=name,
+            version=version.version,
+            revision=revision.revision if revision else 0,
+            config=effective.model_dump(),
+        )
+
+    @router.get(
+        "/models/{name}/versions/{ref}/config",
+        summary="A version's serving config (batching, instances, signature overrides)",
+    )
+    async def show_config(name: str, ref: str) -> ConfigOut:
+        return await asyncio.to_thread(config_out, name, ref)
+
+    @router.put(
+        "/models/{name}/versions/{ref}/config",
+        summary="Change a version's serving config (recorded as a new revision)",
+    )
+    async def set_config(name: str, ref: str, document: dict[str, Any]) -> ConfigOut:
+        parse_model_config(document)  # refuse before recording: errors name the field
+
+        def record() -> ConfigOut:
+            version = registry.resolve(name, ref)
+            registry.set_config(name, version.version, document, actor="api")
+            return config_out(name, str(version.version))
+
+        result = await asyncio.to_thread(record)
+        await deployments.sync()
+        return result
 
     @router.get("/audit", summary="The audit log, newest first")
     async def audit(

@@ -1,0 +1,120 @@
+"""Instance pools: N runtime instances of one version, each used by one call at a time.
+
+``build_pool`` chooses where instances live: threads in this process for runtimes
+whose ``predict`` releases the GIL (ONNX Runtime, TorchScript), worker processes for
+the others, so one slow pure-Python model cannot stall the event loop or its siblings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from maas.protocol.signature import Signature
+from maas.runtimes.base import LoadOptions, Runtime
+from maas.scheduling.policy import InstancePolicy
+from maas.scheduling.slots import InstanceSlots
+from maas.scheduling.workers import ProcessInstancePool
+
+__all__ = ["InstancePool", "ThreadInstancePool", "build_pool", "default_intra_op_threads"]
+
+
+class InstancePool(Protocol):
+    """What the batcher runs batches on; ``capacity`` batches may run at once."""
+
+    @property
+    def capacity(self) -> int: ...
+
+    async def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    async def close(self) -> None: ...
+
+
+class ThreadInstancePool:
+    """Runtime instances in this process, each pinned to a single-thread executor.
+
+    One thread per instance (not a shared pool) keeps a runtime on the thread that
+    first used it and guarantees it never runs two batches at once.
+    """
+
+    def __init__(self, runtimes: Sequence[Runtime]) -> None:
+        if not runtimes:
+            raise ValueError("a pool needs at least one runtime instance")
+        self._runtimes = list(runtimes)
+        self._executors = [
+            ThreadPoolExecutor(1, thread_name_prefix=f"maas-instance-{i}")
+            for i in range(len(self._runtimes))
+        ]
+        self._slots = InstanceSlots(len(self._runtimes))
+
+    @property
+    def capacity(self) -> int:
+        return len(self._runtimes)
+
+    async def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch on a free instance."""
+        index = await self._slots.acquire()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executors[index], self._runtimes[index].predict, feed
+            )
+        finally:
+            self._slots.release(index)
+
+    async def close(self) -> None:
+        """Wait for running batches, then release every runtime."""
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        for executor in self._executors:
+            executor.shutdown(wait=True)
+        for runtime in self._runtimes:
+            runtime.close()
+
+
+def default_intra_op_threads(count: int) -> int:
+    """Threads per instance when not configured: the cores shared out among instances.
+
+    N instances run N batches at once; each with every core's worth of threads would
+    oversubscribe the CPU and make all of them slower (context switches, cache misses).
+    """
+    return max(1, (os.cpu_count() or 1) // max(count, 1))
+
+
+def build_pool(
+    artifact_format: str,
+    path: Path,
+    runtime_cls: type[Runtime],
+    policy: InstancePolicy,
+    signature: Signature | None = None,
+) -> InstancePool:
+    """Load ``policy.count`` instances of ``path`` as threads or worker processes.
+
+    ``kind="auto"`` means threads when ``runtime_cls.releases_gil``, else processes.
+    Loading in threads happens here (blocking; call it through ``asyncio.to_thread``);
+    worker processes load in the background, and ``ProcessInstancePool.ready()``
+    awaits them.
+    """
+    count = max(policy.count, 1)
+    threads = policy.intra_op_threads or default_intra_op_threads(count)
+    options = LoadOptions(intra_op_threads=threads, signature=signature)
+    kind = policy.kind
+    if kind == "auto":
+        kind = "thread" if runtime_cls.releases_gil else "process"
+    if kind == "thread":
+        runtimes: list[Runtime] = []
+        try:
+            for _ in range(count):
+                runtimes.append(runtime_cls.load(path, options))
+        except BaseException:
+            for runtime in runtimes:
+                runtime.close()
+            raise
+        return ThreadInstancePool(runtimes)
+    return ProcessInstancePool(artifact_format, path, options, count)

@@ -1,0 +1,239 @@
+"""Runtime instances in worker processes, supervised: a crash fails fast and restarts.
+
+Each worker is a ``spawn``-ed process that loads the runtime itself (through
+``maas.runtimes.discovery.load_runtime``) and answers predict calls over a ``Pipe``.
+Pickle on that pipe is safe: both ends are this program; nothing user-uploaded is
+unpickled. In the server, one thread per worker waits on its pipe (threads are made
+once, never per request) and watches the process sentinel too, so a worker killed by a
+signal, a segfault or ``os._exit`` fails its request with ``WorkerCrashedError`` at
+once; the next call on that slot starts a replacement first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import signal
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from maas.errors import MaasError, UnavailableError, WorkerCrashedError
+from maas.runtimes.base import LoadOptions
+from maas.scheduling.slots import InstanceSlots
+
+__all__ = ["ProcessInstancePool"]
+
+#: How long a worker may take to import its framework and load the model.
+LOAD_TIMEOUT_S: Final = 300.0
+#: How long a worker gets to exit on close before it is killed.
+STOP_TIMEOUT_S: Final = 5.0
+
+Feed = dict[str, np.ndarray]
+
+
+def _serve(conn: Connection, artifact_format: str, path: str, options: LoadOptions) -> None:
+    """The worker's main: load, say ready, then answer one request at a time until EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server; it stops us
+    from maas.runtimes.discovery import load_runtime
+
+    try:
+        runtime = load_runtime(artifact_format, Path(path), options)
+    except BaseException as exc:
+        _reply(conn, "error", exc)
+        return
+    _reply(conn, "ready", None)
+    while True:
+        try:
+            feed = conn.recv()
+        except (EOFError, OSError):  # the server closed the pipe or died: stop
+            return
+        if feed is None:
+            return
+        try:
+            outputs = runtime.predict(feed)
+        except Exception as exc:
+            _reply(conn, "error", exc)
+        else:
+            _reply(conn, "ok", outputs)
+
+
+def _reply(conn: Connection, status: str, value: Any) -> None:
+    try:
+        conn.send((status, value))
+    except (TypeError, AttributeError, ValueError) as exc:  # unpicklable exception or output
+        if status == "ok":
+            conn.send(("error", MaasError(f"the model's outputs cannot be sent back: {exc}")))
+        else:
+            conn.send(("error", MaasError(f"{type(value).__name__}: {value}")))
+
+
+class _Worker:
+    """One instance slot: its process (restarted as needed) and the thread that talks to it."""
+
+    def __init__(self, index: int, spec: tuple[str, str, LoadOptions]) -> None:
+        self.index = index
+        self._spec = spec
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"maas-worker-{index}")
+        self.process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self.closing = threading.Event()
+
+    def call(self, feed: Mapping[str, np.ndarray]) -> Feed:
+        """Run on ``executor``: ensure the process is up, send ``feed``, await the reply."""
+        conn = self.ensure_started()
+        try:
+            conn.send(dict(feed))
+        except (BrokenPipeError, ConnectionError, EOFError):
+            raise self._crashed() from None
+        status, value = self._receive(conn, timeout_s=None)
+        if status == "ok":
+            return value  # type: ignore[no-any-return]  # what the worker's predict returned
+        raise value
+
+    def ensure_started(self) -> Connection:
+        if self.closing.is_set():
+            raise UnavailableError("the instance pool is closed")
+        if self._conn is not None and self.process is not None and self.process.is_alive():
+            return self._conn
+        self._reap()
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        artifact_format, path, options = self._spec
+        process = context.Process(
+            target=_serve,
+            args=(child, artifact_format, path, options),
+            name=f"maas-worker-{self.index}",
+            daemon=True,  # never outlive the server
+        )
+        process.start()
+        child.close()
+        self.process, self._conn = process, parent
+        if self.closing.is_set():  # close() ran while we started it
+            self.stop()
+        status, value = self._receive(parent, timeout_s=LOAD_TIMEOUT_S)
+        if status != "ready":
+            self._reap()
+            raise value
+        return parent
+
+    def _receive(self, conn: Connection, timeout_s: float | None) -> tuple[str, Any]:
+        assert self.process is not None
+        ready = wait([conn, self.process.sentinel], timeout_s)
+        if not ready:
+            self.stop()
+            raise WorkerCrashedError(f"worker {self.index} did not load within {timeout_s} s")
+        if conn in ready:
+            try:
+                reply: tuple[str, Any] = conn.recv()
+            except (EOFError, OSError):
+                raise self._crashed() from None
+            return reply
+        raise self._crashed()
+
+    def _crashed(self) -> MaasError:
+        code = None
+        if self.process is not None:
+            self.process.join(STOP_TIMEOUT_S)  # it is dead or dying: collect its exit code
+            code = self.process.exitcode
+        self._reap()
+        if self.closing.is_set():
+            return UnavailableError("the instance pool is closed")
+        with contextlib.suppress(RuntimeError):  # executor already shut down
+            self.executor.submit(self._restart)  # runs right after this call, on this thread
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        return WorkerCrashedError(
+            f"the worker process running this request died ({how}); it is being restarted",
+            {"exitcode": code},
+        )
+
+    def _reap(self) -> None:
+        """Close the pipe and collect the process, so no zombie is left."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self.process is not None:
+            self.process.join(STOP_TIMEOUT_S)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+            self.process.close()
+            self.process = None
+
+    def _restart(self) -> None:
+        """Start the replacement eagerly; a failure here is met again by the next call."""
+        with contextlib.suppress(Exception):
+            self.ensure_started()
+
+    def stop(self) -> None:
+        """Terminate the process now (from any thread); the slot thread sees it die."""
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(ValueError, AttributeError):  # already closed
+                process.terminate()
+
+
+class ProcessInstancePool:
+    """``count`` worker processes, each loading the artifact with its own runtime.
+
+    Example::
+
+        pool = ProcessInstancePool("onnx", Path("model.onnx"), LoadOptions(), count=2)
+        await pool.ready()
+        outputs = await pool.run({"input": x})
+        await pool.close()
+    """
+
+    def __init__(self, artifact_format: str, path: Path, options: LoadOptions, count: int) -> None:
+        if count < 1:
+            raise ValueError("a pool needs at least one worker")
+        spec = (artifact_format, str(path), options)
+        self._workers = [_Worker(i, spec) for i in range(count)]
+        self._slots = InstanceSlots(count)
+        # Start every worker now, in its own slot thread: calls queue behind the load.
+        self._starting: list[Future[Connection]] = [
+            w.executor.submit(w.ensure_started) for w in self._workers
+        ]
+
+    @property
+    def capacity(self) -> int:
+        return len(self._workers)
+
+    @property
+    def pids(self) -> list[int | None]:
+        """The worker process ids (None while one is being replaced); for tests and ops."""
+        return [None if w.process is None else w.process.pid for w in self._workers]
+
+    async def ready(self) -> None:
+        """Wait until every worker has loaded; raises the first load error."""
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in self._starting))
+
+    async def run(self, feed: Mapping[str, np.ndarray]) -> Feed:
+        """Run one batch on a free worker; ``WorkerCrashedError`` if it dies meanwhile."""
+        index = await self._slots.acquire()
+        worker = self._workers[index]
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                worker.executor, worker.call, feed
+            )
+        finally:
+            self._slots.release(index)
+
+    async def close(self) -> None:
+        """Terminate every worker and wait for them, leaving no zombie."""
+        for worker in self._workers:
+            worker.closing.set()
+            worker.stop()
+        await asyncio.to_thread(self._join)
+
+    def _join(self) -> None:
+        for worker in self._workers:
+            worker.executor.submit(worker._reap)
+            worker.executor.shutdown(wait=True)

@@ -1,0 +1,97 @@
+"""Instance pools with real ONNX Runtime instances, in threads and worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maas.errors import WorkerCrashedError
+from maas.runtimes.base import LoadOptions
+from maas.runtimes.onnx import OnnxRuntime
+from maas.scheduling.policy import BatchingPolicy, InstancePolicy
+from maas.scheduling.pool import ThreadInstancePool, build_pool
+from maas.scheduling.scheduler import VersionScheduler
+from maas.scheduling.workers import ProcessInstancePool
+from maas.testing.models import write_linear_model, write_slow_model
+
+
+@pytest.fixture
+def linear(tmp_path: Path) -> Path:
+    return write_linear_model(tmp_path / "linear.onnx")
+
+
+def test_thread_pool_matches_direct_predict(linear: Path) -> None:
+    direct = OnnxRuntime.load(linear)
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+
+    async def main() -> None:
+        pool = build_pool("onnx", linear, OnnxRuntime, InstancePolicy(count=2))
+        assert isinstance(pool, ThreadInstancePool)
+        assert pool.capacity == 2
+        scheduler = VersionScheduler(pool, BatchingPolicy(), batchable=True)
+        feeds = [{"input": x[i : i + 1]} for i in range(5)]
+        results = await asyncio.gather(*(scheduler.submit(f) for f in feeds))
+        await scheduler.close()
+        np.testing.assert_allclose(
+            np.concatenate([r["logits"] for r in results]),
+            direct.predict({"input": x})["logits"],
+            rtol=1e-6,
+        )
+
+    asyncio.run(main())
+
+
+def test_process_pool_survives_a_killed_worker(linear: Path) -> None:
+    x = np.ones((2, 4), np.float32)
+    expected = OnnxRuntime.load(linear).predict({"input": x})["logits"]
+
+    async def main() -> None:
+        pool = ProcessInstancePool("onnx", linear, LoadOptions(intra_op_threads=1), count=1)
+        try:
+            await pool.ready()
+            np.testing.assert_allclose((await pool.run({"input": x}))["logits"], expected)
+            (pid,) = pool.pids
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.2)  # dead before the next call: replaced transparently
+            np.testing.assert_allclose((await pool.run({"input": x}))["logits"], expected)
+            assert pool.pids != [pid]
+        finally:
+            await pool.close()
+        assert pool.pids == [None]
+        assert not multiprocessing.active_children()  # no worker, no zombie left
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_process_pool_fails_the_request_in_flight_when_its_worker_dies(tmp_path: Path) -> None:
+    slow = write_slow_model(tmp_path / "slow.onnx", iterations=10_000)
+    x = np.full((1, 4), 0.25, np.float32)  # sum 1: 10k loop trips, seconds
+
+    async def main() -> None:
+        pool = ProcessInstancePool("onnx", slow, LoadOptions(intra_op_threads=1), count=1)
+        try:
+            await pool.ready()
+            (pid,) = pool.pids
+            assert pid is not None
+            in_flight = asyncio.create_task(pool.run({"x": x}))
+            await asyncio.sleep(0.3)
+            killed_at = time.monotonic()
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(WorkerCrashedError, match="signal 9"):
+                await in_flight
+            assert time.monotonic() - killed_at < 3
+            x_fast = np.zeros((1, 4), np.float32)
+            restarted = await pool.run({"x": x_fast})  # the replacement answers
+            np.testing.assert_array_equal(restarted["y"], x_fast)
+        finally:
+            await pool.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))

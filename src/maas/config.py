@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     def resolved_artifacts_dir(self) -> Path:
         return (self.artifacts_dir or self.home / "artifacts").absolute()
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``MAAS_*`` variables, for server processes started from this one."""
+        variables = {
+            f"MAAS_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+        variables["MAAS_DATABASE_URL"] = self.resolved_database_url
+        variables["MAAS_ARTIFACTS_DIR"] = str(self.resolved_artifacts_dir)
+        variables["MAAS_HOME"] = str(self.home.absolute())
+        return variables
+
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"

@@ -17,11 +17,29 @@ from maas.serving.server import serve as run_server
 
 def serve(
     host: str = typer.Option(None, help="Address to bind (default 127.0.0.1, or MAAS_HOST)."),
-    port: int = typer.Option(None, min=0, max=65535, help="Port (default 8080, or MAAS_PORT)."),
+    port: int = typer.Option(
+        None, min=0, max=65535, help="REST port (default 8080, or MAAS_PORT)."
+    ),
+    grpc_port: int = typer.Option(
+        None, min=0, max=65535, help="gRPC port (default 8081, or MAAS_GRPC_PORT; 0: no gRPC)."
+    ),
+    workers: int = typer.Option(
+        None,
+        min=1,
+        max=64,
+        help="Server processes sharing the ports (default 1, or MAAS_WORKERS). More processes "
+        "spread per-request work over cores; fewer form bigger batches.",
+    ),
 ) -> None:
-    """Serve every registered model over KServe V2 REST (production alias, else newest version)."""
-    current = settings(host=host, port=port)
-    console.print(f"serving on [bold]{current.base_url}[/] (OpenAPI at {current.base_url}/docs)")
+    """Serve every registered model over KServe V2 REST and gRPC.
+
+    A model's default version is the one under its production alias, else the newest.
+    """
+    current = settings(host=host, port=port, grpc_port=grpc_port, workers=workers)
+    grpc = f", gRPC on {current.host}:{current.grpc_port}" if current.grpc_port else ""
+    console.print(
+        f"serving on [bold]{current.base_url}[/]{grpc} (OpenAPI at {current.base_url}/docs)"
+    )
     run_server(current)
 
 

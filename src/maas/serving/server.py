@@ -1,18 +1,47 @@
-"""Run the server process: uvicorn on the configured host and port."""
+"""Run the server: uvicorn on the configured host and port, in one or several processes.
+
+With ``workers > 1`` uvicorn starts that many processes sharing the REST socket; each
+builds its own app (from the ``MAAS_*`` variables this process exports) and binds the
+gRPC port too (gRPC sets SO_REUSEPORT, so the kernel spreads connections). Each process
+holds its own copy of every model and its own batcher: more processes spread Python's
+per-request work over more cores, fewer processes form bigger batches.
+"""
 
 from __future__ import annotations
 
+import os
+
 import uvicorn
+from fastapi import FastAPI
 
 from maas.config import Settings
 from maas.registry.service import Registry
 from maas.serving.app import build_app
 
-__all__ = ["serve"]
+__all__ = ["app_from_environment", "serve"]
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory each worker process calls (settings from ``MAAS_*``)."""
+    return build_app(Settings())
 
 
 def serve(settings: Settings, registry: Registry | None = None, log_level: str = "info") -> None:
     """Serve every registered model until interrupted (Ctrl-C or SIGTERM)."""
+    if settings.workers > 1:
+        if registry is not None:
+            registry.upgrade()  # migrate once here, not racing in every worker
+        os.environ.update(settings.as_environment())
+        uvicorn.run(
+            "maas.serving.server:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=log_level,
+            access_log=False,
+        )
+        return
     app = build_app(settings, registry)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level, access_log=False

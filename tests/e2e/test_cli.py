@@ -390,7 +390,7 @@ def test_serve_answers_over_http_and_stops_on_sigterm(tmp_path: Path, registry: 
     process = subprocess.Popen(
         [str(MAAS), "serve"],
         cwd=tmp_path,
-        env=_env(tmp_path / "home", MAAS_PORT=str(port)),
+        env=_env(tmp_path / "home", MAAS_PORT=str(port), MAAS_GRPC_PORT=str(free_port())),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

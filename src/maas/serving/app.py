@@ -13,6 +13,7 @@ from maas.config import Settings
 from maas.registry.service import Registry
 from maas.serving.dataplane import DataPlane
 from maas.serving.deployments import Deployments
+from maas.serving.grpc import GrpcServer
 from maas.serving.rest.errors import install_error_handlers
 from maas.serving.rest.management import management_router
 from maas.serving.rest.v2 import v2_router
@@ -26,10 +27,15 @@ def build_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
     registry = registry or Registry.from_settings(settings, upgrade=True)
     deployments = Deployments(registry)
     dataplane = DataPlane(deployments)
+    grpc_server = GrpcServer(
+        dataplane, settings.host, settings.grpc_port, settings.grpc_max_message_bytes
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await deployments.sync(force=True)
+        if settings.grpc_port:
+            await grpc_server.start()
         refresher = asyncio.create_task(deployments.run_refresh_loop(settings.refresh_interval_s))
         try:
             yield
@@ -37,7 +43,8 @@ def build_app(settings: Settings, registry: Registry | None = None) -> FastAPI:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
-            deployments.close()
+            await grpc_server.stop(grace_s=5.0)
+            await deployments.close()
             if owns_registry:
                 registry.close()
 

@@ -7,6 +7,8 @@ transports can answer 400 without looking inside.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,19 @@ from maas.errors import InvalidInputError, MaasError
 from maas.protocol.datatypes import numpy_dtype
 from maas.protocol.types import InferRequest, InferResponse, RequestedOutput, Tensor
 
-__all__ = ["decode_infer_request", "encode_infer_response", "encode_json", "tensor_from_json"]
+__all__ = [
+    "InputBuilder",
+    "TensorHead",
+    "decode_infer_request",
+    "encode_infer_response",
+    "encode_json",
+    "load_json_object",
+    "request_from_document",
+    "response_document",
+    "tensor_from_json",
+    "tensor_head",
+    "tensor_to_json",
+]
 
 
 def encode_json(value: Any) -> bytes:
@@ -24,14 +38,47 @@ def encode_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def decode_infer_request(body: bytes) -> InferRequest:
+def decode_infer_request(body: bytes | memoryview) -> InferRequest:
     """Parse a V2 inference request body (JSON tensors)."""
+    return request_from_document(load_json_object(body))
+
+
+def load_json_object(body: bytes | memoryview) -> dict[str, Any]:
+    """Parse a JSON object, refusing anything else with an ``InvalidInputError``."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidInputError("the request body must be a JSON object")
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class TensorHead:
+    """A tensor's validated metadata, before its data is read (from JSON or raw bytes)."""
+
+    name: str
+    datatype: str
+    dtype: np.dtype
+    shape: list[int]
+    parameters: dict[str, Any]
+
+    @property
+    def where(self) -> str:
+        return f"input {self.name!r}"
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+#: Builds one input tensor from its head and its JSON object (the binary codec swaps this).
+InputBuilder = Callable[[TensorHead, dict[str, Any]], Tensor]
+
+
+def request_from_document(doc: dict[str, Any], build: InputBuilder | None = None) -> InferRequest:
+    """Build a request from its parsed JSON; ``build`` reads each input's data, in order."""
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInputError("'inputs' must be a non-empty list of tensors")
@@ -41,8 +88,13 @@ def decode_infer_request(body: bytes) -> InferRequest:
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInputError("'id' must be a string")
+    build = build or _from_json_data
+    tensors = []
+    for i, t in enumerate(inputs):
+        head = tensor_head(t, f"inputs[{i}]")
+        tensors.append(build(head, t))
     return InferRequest(
-        inputs=[tensor_from_json(t, f"inputs[{i}]") for i, t in enumerate(inputs)],
+        inputs=tensors,
         outputs=None
         if outputs is None
         else [_requested_output(o, f"outputs[{i}]") for i, o in enumerate(outputs)],
@@ -66,6 +118,11 @@ def _requested_output(doc: Any, where: str) -> RequestedOutput:
 
 def tensor_from_json(doc: Any, where: str = "tensor") -> Tensor:
     """Build a tensor from its V2 JSON form, checking datatype, shape and element count."""
+    return _from_json_data(tensor_head(doc, where), doc)
+
+
+def tensor_head(doc: Any, where: str = "tensor") -> TensorHead:
+    """Validate a tensor object's name, datatype, shape and parameters (not its data)."""
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{where}: must be an object")
     name = doc.get("name")
@@ -84,15 +141,19 @@ def tensor_from_json(doc: Any, where: str = "tensor") -> Tensor:
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise InvalidInputError(f"{where}: 'shape' must be a list of non-negative integers")
+    return TensorHead(name, datatype, dtype, shape, _parameters(doc, where))
+
+
+def _from_json_data(head: TensorHead, doc: dict[str, Any]) -> Tensor:
+    where = head.where
     if "data" not in doc:
         raise InvalidInputError(f"{where}: 'data' is missing")
-    flat = _flat_array(doc["data"], datatype, dtype, where)
-    expected = math.prod(shape)
-    if flat.size != expected:
+    flat = _flat_array(doc["data"], head.datatype, head.dtype, where)
+    if flat.size != head.size:
         raise InvalidInputError(
-            f"{where}: shape {shape} needs {expected} elements, 'data' has {flat.size}"
+            f"{where}: shape {head.shape} needs {head.size} elements, 'data' has {flat.size}"
         )
-    return Tensor(name, datatype, flat.reshape(shape), _parameters(doc, where))
+    return Tensor(head.name, head.datatype, flat.reshape(head.shape), head.parameters)
 
 
 def _flat_array(data: Any, datatype: str, dtype: np.dtype, where: str) -> np.ndarray:
@@ -148,19 +209,25 @@ def _describe(kind: str) -> str:
 
 def encode_infer_response(response: InferResponse) -> bytes:
     """Serialise a response with JSON tensors."""
+    return encode_json(response_document(response, [tensor_to_json(t) for t in response.outputs]))
+
+
+def response_document(response: InferResponse, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON object of a response, around already-encoded output objects."""
     doc: dict[str, Any] = {
         "model_name": response.model_name,
         "model_version": response.model_version,
-        "outputs": [_tensor_to_json(t) for t in response.outputs],
+        "outputs": outputs,
     }
     if response.id is not None:
         doc["id"] = response.id
     if response.parameters:
         doc["parameters"] = response.parameters
-    return encode_json(doc)
+    return doc
 
 
-def _tensor_to_json(tensor: Tensor) -> dict[str, Any]:
+def tensor_to_json(tensor: Tensor) -> dict[str, Any]:
+    """An output tensor as a V2 JSON object with ``data`` (BYTES must be UTF-8 text)."""
     data: Any = np.ascontiguousarray(tensor.data).ravel()
     if tensor.datatype == "BYTES":
         try:

@@ -62,7 +62,7 @@ def slow(local_registry: Registry, tmp_path: Path) -> str:
     register_upload(
         local_registry,
         "slow",
-        write_slow_model(tmp_path / "slow.onnx", iterations=100),
+        write_slow_model(tmp_path / "slow.onnx", iterations=300),
         actor="t",
         config=config,
     )

@@ -6,13 +6,17 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from maas.errors import InvalidInputError
-from maas.protocol.json_codec import decode_infer_request, encode_infer_response, encode_json
+from maas.protocol.binary_codec import decode_request, encode_response
+from maas.protocol.json_codec import encode_json
 from maas.serving.dataplane import DataPlane
 from maas.serving.rest.body import read_body
 
 __all__ = ["v2_router"]
 
 _JSON = "application/json"
+_BINARY = "application/octet-stream"
+#: The binary tensor extension's header: the length of the JSON part of a body.
+_HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 def _json(value: object, status: int = 200) -> Response:
@@ -43,14 +47,16 @@ def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
         return _json({"name": name, "ready": is_ready}, 200 if is_ready else 503)
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
-        if "inference-header-content-length" in request.headers:
-            raise InvalidInputError(
-                "the V2 binary tensor extension is not supported yet; send JSON tensors "
-                "(tritonclient: set_data_from_numpy(..., binary_data=False))"
-            )
+        encoding = request.headers.get("content-encoding", "identity")
+        if encoding.strip().lower() != "identity":
+            raise InvalidInputError(f"Content-Encoding {encoding!r} is not supported; send it raw")
         body = await read_body(request, max_body_bytes)
-        response = await dataplane.infer(name, version, decode_infer_request(body))
-        return Response(encode_infer_response(response), media_type=_JSON)
+        decoded = decode_request(body, request.headers.get(_HEADER_LENGTH))
+        encoded = encode_response(decoded, await dataplane.infer(name, version, decoded))
+        if encoded.json_length is None:
+            return Response(encoded.body, media_type=_JSON)
+        headers = {_HEADER_LENGTH: str(encoded.json_length)}
+        return Response(encoded.body, media_type=_BINARY, headers=headers)
 
     # Before /models/{name}, which would otherwise take "stats" for a model name.
     @router.get("/models/stats", summary="Statistics of every loaded version")

@@ -19,7 +19,7 @@ class BatchingPolicy:
     """
 
     max_batch_size: int = 32
-    max_queue_delay_s: float = 0.0005
+    max_queue_delay_s: float = 0.0
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_size: int = 1024
     default_timeout_s: float | None = None
@@ -36,3 +36,6 @@ class InstancePolicy:
     count: int = 1
     kind: Literal["auto", "thread", "process"] = "auto"
     intra_op_threads: int | None = None
+    #: Thread instances run batches that typically take less than this on the event
+    #: loop's thread (no hand-off); 0 never does.
+    inline_max_s: float = 0.0002

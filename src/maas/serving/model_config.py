@@ -2,7 +2,7 @@
 
 The document users write (JSON or TOML)::
 
-    {"batching": {"max_batch_size": 32, "max_queue_delay_s": 0.0005,
+    {"batching": {"max_batch_size": 32, "max_queue_delay_s": 0.0,
                   "preferred_batch_sizes": [], "max_queue_size": 1024,
                   "default_timeout_s": null},
      "instances": {"count": 2, "kind": "auto", "intra_op_threads": null},
@@ -34,7 +34,7 @@ class BatchingConfig(BaseModel):
     model_config = _STRICT
 
     max_batch_size: int = Field(32, ge=0, le=65536, description="Rows per batch; 0 or 1: off.")
-    max_queue_delay_s: float = Field(0.0005, ge=0, le=10)
+    max_queue_delay_s: float = Field(0.0, ge=0, le=10)
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     max_queue_size: int = Field(1024, ge=1, le=1_000_000)
     default_timeout_s: float | None = Field(None, gt=0)
@@ -56,6 +56,12 @@ class InstancesConfig(BaseModel):
     count: int = Field(2, ge=1, le=64, description="Runtime instances of the version.")
     kind: Literal["auto", "thread", "process"] = "auto"
     intra_op_threads: int | None = Field(None, ge=1, le=256)
+    inline_max_s: float = Field(
+        0.0002,
+        ge=0,
+        le=0.01,
+        description="Batches that typically run faster than this skip the thread hand-off.",
+    )
 
 
 class TensorConfig(BaseModel):
@@ -94,7 +100,12 @@ class ModelConfig(BaseModel):
 
     def instance_policy(self) -> InstancePolicy:
         i = self.instances
-        return InstancePolicy(count=i.count, kind=i.kind, intra_op_threads=i.intra_op_threads)
+        return InstancePolicy(
+            count=i.count,
+            kind=i.kind,
+            intra_op_threads=i.intra_op_threads,
+            inline_max_s=i.inline_max_s,
+        )
 
     def signature_override(self) -> Signature | None:
         if self.inputs is None or self.outputs is None:

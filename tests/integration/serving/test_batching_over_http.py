@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -70,7 +71,7 @@ def slow(local_registry: Registry, tmp_path: Path) -> str:
 
 
 def test_a_full_queue_answers_503_with_retry_after_at_once(client: httpx.Client, slow: str) -> None:
-    busy = _body(np.full((1, 4), 0.25, np.float32), name="x")
+    busy = _body(np.full((1, 4), 1.0, np.float32), name="x")
 
     async def flood() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=str(client.base_url), timeout=60) as http:
@@ -87,7 +88,7 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(client: httpx.Client,
 
 
 def test_an_expired_request_is_never_run_and_gets_504(client: httpx.Client, slow: str) -> None:
-    busy = _body(np.full((1, 4), 0.25, np.float32), name="x")
+    busy = _body(np.full((1, 4), 1.0, np.float32), name="x")
     hurried = _body(np.zeros((1, 4), np.float32), name="x", timeout=1000)  # 1 ms, in µs
 
     async def race() -> tuple[httpx.Response, httpx.Response]:
@@ -108,3 +109,39 @@ def test_a_bad_timeout_parameter_is_400(client: httpx.Client, slow: str) -> None
     body = _body(np.zeros((1, 4), np.float32), name="x", timeout="soon")
     reply = client.post(f"/v2/models/{slow}/infer", content=json.dumps(body))
     assert reply.status_code == 400 and "timeout" in reply.json()["error"]
+
+
+def test_queued_work_of_a_client_that_went_away_is_never_run(
+    client: httpx.Client, slow: str
+) -> None:
+    busy = json.dumps(_body(np.full((1, 4), 1.0, np.float32), name="x")).encode()
+    quick = json.dumps(_body(np.zeros((1, 4), np.float32), name="x")).encode()
+    host, port = str(client.base_url.host), int(client.base_url.port or 80)
+
+    def raw_request(body: bytes) -> bytes:
+        return (
+            f"POST /v2/models/{slow}/infer HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    async def scenario() -> None:
+        _, first_writer = await asyncio.open_connection(host, port)
+        first_writer.write(raw_request(busy))
+        await asyncio.sleep(0.3)  # the busy request now runs on the only instance
+        _, second_writer = await asyncio.open_connection(host, port)
+        second_writer.write(raw_request(quick))
+        await asyncio.sleep(0.2)  # queued behind it
+        second_writer.close()  # the client goes away before its turn
+        await asyncio.sleep(0.1)
+        first_writer.close()
+
+    asyncio.run(scenario())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        (stats,) = client.get(f"/v2/models/{slow}/stats").json()["model_stats"]
+        if stats["execution_count"] >= 1:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # time enough for a wrongly kept request to run
+    (stats,) = client.get(f"/v2/models/{slow}/stats").json()["model_stats"]
+    assert stats["execution_count"] == 1

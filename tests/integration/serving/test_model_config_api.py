@@ -33,7 +33,7 @@ def test_config_given_at_upload_shapes_the_triton_config(
     shown = client.get("/api/models/lin/versions/1/config").json()
     assert shown["revision"] == 1
     assert shown["config"]["batching"]["max_batch_size"] == 8
-    assert shown["config"]["batching"]["max_queue_delay_s"] == 0.0005  # default filled in
+    assert shown["config"]["batching"]["max_queue_delay_s"] == 0.0  # default filled in
     triton = client.get("/v2/models/lin/config").json()
     assert triton["max_batch_size"] == 8
     assert triton["dynamic_batching"]["preferred_batch_size"] == [4, 8]

@@ -101,7 +101,7 @@ def test_model_config(client: Any, linear: Path) -> None:
     assert config.name == "linear" and config.max_batch_size == 32
     assert [(t.name, list(t.dims)) for t in config.input] == [("input", [4])]
     assert config.HasField("dynamic_batching")
-    assert config.dynamic_batching.max_queue_delay_microseconds == 500
+    assert config.dynamic_batching.max_queue_delay_microseconds == 0
 
 
 def test_infer_equals_onnxruntime_and_counts_in_statistics(client: Any, linear: Path) -> None:

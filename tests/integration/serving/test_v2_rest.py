@@ -197,7 +197,7 @@ def test_model_config_has_the_triton_shape(client: httpx.Client, linear: Path) -
     assert config["max_batch_size"] == 32
     assert config["input"] == [{"name": "input", "data_type": "TYPE_FP32", "dims": [4]}]
     assert config["output"] == [{"name": "logits", "data_type": "TYPE_FP32", "dims": [3]}]
-    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 500
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 0
     assert config["instance_group"][0]["kind"] == "KIND_CPU"
     assert client.get("/v2/models/linear/versions/1/config").json() == config
     assert client.get("/v2/models/ghost/config").status_code == 404

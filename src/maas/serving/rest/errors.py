@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Final
 
 from fastapi import FastAPI, Request
@@ -14,7 +15,7 @@ from starlette.responses import Response
 from maas.errors import MaasError
 from maas.protocol.json_codec import encode_json
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["ErrorReply", "error_reply", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,35 @@ def error_response(status: int, message: str, code: str, **details: object) -> R
     return Response(encode_json(body), status_code=status, media_type="application/json")
 
 
-async def _maas_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, MaasError)
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """What any REST path answers for a ``MaasError``: status, V2 body, extra headers."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def error_reply(exc: MaasError) -> ErrorReply:
     status = STATUS_BY_CODE.get(exc.code, 500)
     if status >= 500:
         log.error("%s: %s", exc.code, exc.message)
-    response = error_response(status, exc.message, exc.code, **exc.details)
+    doc: dict[str, object] = {"error": exc.message, "code": exc.code}
+    if exc.details:
+        doc["details"] = exc.details
+    headers = {}
     retry_after_s = exc.details.get("retry_after_s")
     if isinstance(retry_after_s, int | float):
-        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
-    return response
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+    return ErrorReply(status, encode_json(doc), headers)
+
+
+async def _maas_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MaasError)
+    reply = error_reply(exc)
+    return Response(
+        reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers
+    )
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:

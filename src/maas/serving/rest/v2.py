@@ -1,15 +1,16 @@
-"""KServe V2 REST endpoints: each parses, calls the data plane, encodes."""
+"""KServe V2 REST endpoints: each parses, calls the data plane, encodes.
+
+Inference itself (``POST .../infer``) is served by ``inference_lane.InferenceLane`` in
+front of this router, without the framework's per-request work.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from maas.errors import InvalidInputError
-from maas.protocol.binary_codec import decode_request, encode_response
 from maas.protocol.json_codec import encode_json
 from maas.serving.dataplane import DataPlane
-from maas.serving.rest.body import read_body
 
 __all__ = ["v2_router"]
 
@@ -45,18 +46,6 @@ def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
     async def model_ready(name: str, version: str | None) -> Response:
         is_ready = await dataplane.model_ready(name, version)
         return _json({"name": name, "ready": is_ready}, 200 if is_ready else 503)
-
-    async def infer(request: Request, name: str, version: str | None) -> Response:
-        encoding = request.headers.get("content-encoding", "identity")
-        if encoding.strip().lower() != "identity":
-            raise InvalidInputError(f"Content-Encoding {encoding!r} is not supported; send it raw")
-        body = await read_body(request, max_body_bytes)
-        decoded = decode_request(body, request.headers.get(_HEADER_LENGTH))
-        encoded = encode_response(decoded, await dataplane.infer(name, version, decoded))
-        if encoded.json_length is None:
-            return Response(encoded.body, media_type=_JSON)
-        headers = {_HEADER_LENGTH: str(encoded.json_length)}
-        return Response(encoded.body, media_type=_BINARY, headers=headers)
 
     # Before /models/{name}, which would otherwise take "stats" for a model name.
     @router.get("/models/stats", summary="Statistics of every loaded version")
@@ -94,13 +83,5 @@ def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
     @router.get("/models/{name}/versions/{version}/stats", summary="Statistics of one version")
     async def stats_version(name: str, version: str) -> Response:
         return _json(await dataplane.model_statistics(name, version))
-
-    @router.post("/models/{name}/infer", summary="Inference (default version)")
-    async def infer_default(request: Request, name: str) -> Response:
-        return await infer(request, name, None)
-
-    @router.post("/models/{name}/versions/{version}/infer", summary="Inference")
-    async def infer_version(request: Request, name: str, version: str) -> Response:
-        return await infer(request, name, version)
 
     return router

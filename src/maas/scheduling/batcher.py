@@ -3,7 +3,7 @@
 ``submit`` queues a request in a ``BatchPlanner`` and awaits its own future. The
 background task forms a batch only when the pool has a free instance, so while every
 instance is busy requests pile up into bigger batches (throughput under load), and an
-idle server runs a lone request after at most ``max_queue_delay_s`` (latency when quiet).
+idle server runs a lone request after at most ``max_queue_delay_s`` (by default at once).
 
 ``timeout_s`` bounds the time a request may wait in the queue: past it the request
 fails with ``DeadlineExceededError`` and is never run. Once its batch has started it

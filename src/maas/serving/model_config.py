@@ -5,7 +5,8 @@ The document users write (JSON or TOML)::
     {"batching": {"max_batch_size": 32, "max_queue_delay_s": 0.0,
                   "preferred_batch_sizes": [], "max_queue_size": 1024,
                   "default_timeout_s": null},
-     "instances": {"count": 2, "kind": "auto", "intra_op_threads": null},
+     "instances": {"count": 1, "kind": "auto", "intra_op_threads": null,
+                   "inline_max_s": 0.0002},
      "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],   # optional
      "outputs": [...]}                                                        # optional
 
@@ -53,7 +54,7 @@ class BatchingConfig(BaseModel):
 class InstancesConfig(BaseModel):
     model_config = _STRICT
 
-    count: int = Field(2, ge=1, le=64, description="Runtime instances of the version.")
+    count: int = Field(1, ge=1, le=64, description="Runtime instances of the version.")
     kind: Literal["auto", "thread", "process"] = "auto"
     intra_op_threads: int | None = Field(None, ge=1, le=256)
     inline_max_s: float = Field(

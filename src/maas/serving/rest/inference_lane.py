@@ -116,21 +116,32 @@ class InferenceLane:
 async def _unless_disconnected(
     work: Coroutine[Any, Any, InferResponse], receive: Receive
 ) -> InferResponse | None:
-    """Await ``work``; if the client disconnects first, cancel it and return None."""
-    task = asyncio.ensure_future(work)
+    """Await ``work``; if the client disconnects first, cancel it and return None.
+
+    One watcher task per request (not a second task for the work plus ``asyncio.wait``):
+    on disconnect it cancels this very task, which cancels the work it awaits.
+    """
+    me = asyncio.current_task()
+    assert me is not None
+    gone = False
+
+    def on_message(watcher: asyncio.Task[Message]) -> None:
+        nonlocal gone
+        if not watcher.cancelled() and watcher.result()["type"] == "http.disconnect":
+            gone = True
+            me.cancel()
+
     watcher: asyncio.Task[Message] = asyncio.ensure_future(receive())
+    watcher.add_done_callback(on_message)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
+        if gone:
+            return None  # the client went away: its queued work was cancelled with us
         raise
     finally:
-        if not watcher.done():
-            watcher.cancel()
-    if not task.done():
-        task.cancel()  # the client disconnected: its queued work must not run
-        return None
-    return task.result()
+        watcher.remove_done_callback(on_message)
+        watcher.cancel()
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -287,6 +287,23 @@ def test_alias_set_move_and_delete(tmp_path: Path, registry: Registry) -> None:
     assert len(actions) == 3
 
 
+def test_config_from_a_toml_file_becomes_a_revision(tmp_path: Path, registry: Registry) -> None:
+    config = tmp_path / "linear.toml"
+    config.write_text(
+        "# as in the README\n[batching]\nmax_batch_size = 8\nmax_queue_delay_s = 0.0\n"
+        '[instances]\ncount = 1\nkind = "auto"\n'
+    )
+    shown = ok(maas(tmp_path, "models", "config", "linear", "1", "--set", str(config)))
+    assert "config revision 1" in shown and '"max_batch_size": 8' in shown
+    revision = registry.get_config("linear", 1)
+    assert revision is not None and revision.actor.startswith("cli")
+
+    config.write_text("[batching]\nmax_batch_size = -1\n")
+    line = one_error_line(maas(tmp_path, "models", "config", "linear", "1", "--set", str(config)))
+    assert "batching.max_batch_size" in line
+    assert len(registry.list_configs("linear", 1)) == 1
+
+
 def test_alias_to_a_missing_version_is_refused(tmp_path: Path, registry: Registry) -> None:
     line = one_error_line(maas(tmp_path, "alias", "set", "linear", "production", "9"))
     assert "version 9" in line

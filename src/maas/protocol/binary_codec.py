@@ -13,15 +13,10 @@ wins). The transport sends ``json_length`` in its ``Inference-Header-Content-Len
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from maas.errors import InvalidInputError
-from maas.protocol.datatypes import numpy_dtype
 from maas.protocol.json_codec import (
     TensorHead,
     encode_json,
@@ -31,12 +26,12 @@ from maas.protocol.json_codec import (
     tensor_from_json,
     tensor_to_json,
 )
+from maas.protocol.raw import array_from_raw, raw_from_array
 from maas.protocol.types import InferRequest, InferResponse, Tensor
 
 __all__ = ["EncodedResponse", "decode_request", "encode_response", "wants_binary"]
 
 _SIZE = "binary_data_size"
-_LENGTH = struct.Struct("<I")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,49 +116,12 @@ class _RawReader:
             return tensor_from_json(doc)
         chunk = self._raw[self._offset : self._offset + size]
         self._offset += size
-        return Tensor(head.name, head.datatype, _array(head, chunk), parameters)
-
-
-def _array(head: TensorHead, chunk: memoryview) -> np.ndarray:
-    if head.datatype == "BYTES":
-        return _bytes_array(head, chunk)
-    dtype = head.dtype.newbyteorder("<")
-    expected = head.size * dtype.itemsize
-    if len(chunk) != expected:
-        raise InvalidInputError(
-            f"{head.where}: shape {head.shape} of {head.datatype} needs {expected} bytes, "
-            f"binary_data_size is {len(chunk)}"
+        return Tensor(
+            head.name,
+            head.datatype,
+            array_from_raw(chunk, head.datatype, head.shape, head.where),
+            parameters,
         )
-    array = np.frombuffer(chunk, dtype=dtype)
-    if head.datatype == "BOOL" and array.size and array.view(np.uint8).max() > 1:
-        raise InvalidInputError(f"{head.where}: BOOL bytes must be 0 or 1")
-    return array.reshape(head.shape)
-
-
-def _bytes_array(head: TensorHead, chunk: memoryview) -> np.ndarray:
-    array = np.empty(head.size, dtype=object)
-    offset, end = 0, len(chunk)
-    for index in range(head.size):
-        if offset + 4 > end:
-            raise InvalidInputError(
-                f"{head.where}: shape {head.shape} needs {head.size} BYTES elements; "
-                f"element {index} has no complete 4-byte length prefix"
-            )
-        (length,) = _LENGTH.unpack_from(chunk, offset)
-        offset += 4
-        if offset + length > end:
-            raise InvalidInputError(
-                f"{head.where}: BYTES element {index} of {length} bytes runs past "
-                f"the tensor's {end} bytes"
-            )
-        array[index] = bytes(chunk[offset : offset + length])
-        offset += length
-    if offset != end:
-        raise InvalidInputError(
-            f"{head.where}: {end - offset} bytes follow the {head.size} BYTES elements "
-            f"of shape {head.shape}"
-        )
-    return array.reshape(head.shape)
 
 
 def _check_output_flags(request: InferRequest) -> None:
@@ -192,7 +150,7 @@ def encode_response(request: InferRequest, response: InferResponse) -> EncodedRe
     chunks: list[Any] = [b""]
     for tensor in response.outputs:
         if binary is True or (isinstance(binary, frozenset) and tensor.name in binary):
-            raw = _raw_bytes(tensor)
+            raw = raw_from_array(tensor.data, tensor.datatype)
             chunks.append(raw)
             docs.append(
                 {
@@ -209,18 +167,3 @@ def encode_response(request: InferRequest, response: InferResponse) -> EncodedRe
         return EncodedResponse(header, None)
     chunks[0] = header
     return EncodedResponse(b"".join(chunks), len(header))
-
-
-def _raw_bytes(tensor: Tensor) -> bytes | np.ndarray:
-    """The tensor's wire bytes: a C-contiguous little-endian array (joined without a copy)."""
-    if tensor.datatype == "BYTES":
-        return b"".join(_length_prefixed(tensor.data.ravel()))
-    dtype = numpy_dtype(tensor.datatype).newbyteorder("<")
-    return np.ascontiguousarray(tensor.data, dtype=dtype)
-
-
-def _length_prefixed(elements: Iterable[Any]) -> Iterable[bytes]:
-    for element in elements:
-        data = element.encode("utf-8") if isinstance(element, str) else bytes(element)
-        yield _LENGTH.pack(len(data))
-        yield data

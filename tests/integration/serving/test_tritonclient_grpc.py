@@ -182,7 +182,7 @@ def test_bad_requests_are_invalid_argument(
     cases: list[tuple[Any, str]] = []
     lie = _bad_request(name)
     lie.raw_input_contents.append(b"\0" * 8)
-    cases.append((lie, "raw contents hold 8 bytes but FP32 [1, 3] needs 12"))
+    cases.append((lie, "shape [1, 3] of FP32 needs 12 bytes, 8 given"))
     too_few = _bad_request(name)
     too_few.inputs[0].contents.fp32_contents.extend([1.0, 2.0])
     cases.append((too_few, "2 elements given but shape [1, 3] holds 3"))

@@ -9,7 +9,6 @@ are little-endian; raw BYTES elements are each prefixed by a 4-byte little-endia
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -19,11 +18,10 @@ from tritonclient.grpc import model_config_pb2, service_pb2
 
 from maas.errors import InvalidInputError
 from maas.protocol.datatypes import numpy_dtype
+from maas.protocol.raw import array_from_raw, raw_from_array
 from maas.protocol.types import InferRequest, InferResponse, RequestedOutput, Tensor
 
 __all__ = [
-    "bytes_from_raw",
-    "bytes_to_raw",
     "infer_error_to_stream",
     "infer_request_from_proto",
     "infer_response_to_proto",
@@ -48,7 +46,6 @@ _CONTENTS_FIELD: Final[dict[str, str]] = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-_LENGTH = struct.Struct("<I")
 
 
 def _version(version: str) -> str | None:
@@ -82,36 +79,6 @@ def _parameters_to_proto(values: Mapping[str, Any], target: Any) -> None:
 # --- tensors ------------------------------------------------------------------------------
 
 
-def bytes_from_raw(raw: bytes, count: int, where: str) -> np.ndarray:
-    """Split length-prefixed BYTES elements into a flat object array of ``count`` items."""
-    items = np.empty(count, dtype=object)
-    offset = 0
-    for i in range(count):
-        if offset + 4 > len(raw):
-            raise InvalidInputError(f"{where}: raw BYTES contents end before element {i}")
-        (length,) = _LENGTH.unpack_from(raw, offset)
-        offset += 4
-        if offset + length > len(raw):
-            raise InvalidInputError(f"{where}: raw BYTES element {i} overruns the contents")
-        items[i] = raw[offset : offset + length]
-        offset += length
-    if offset != len(raw):
-        raise InvalidInputError(
-            f"{where}: raw BYTES contents hold {len(raw) - offset} bytes past {count} elements"
-        )
-    return items
-
-
-def bytes_to_raw(data: np.ndarray) -> bytes:
-    """Serialise a BYTES tensor as length-prefixed elements (str elements as UTF-8)."""
-    parts: list[bytes] = []
-    for item in data.reshape(-1):
-        value = item.encode() if isinstance(item, str) else bytes(item)
-        parts.append(_LENGTH.pack(len(value)))
-        parts.append(value)
-    return b"".join(parts)
-
-
 def _shape(tensor: Any, where: str) -> tuple[tuple[int, ...], int]:
     shape = tuple(int(d) for d in tensor.shape)
     if any(d < 0 for d in shape):
@@ -127,17 +94,9 @@ def _dtype(datatype: str, where: str) -> np.dtype:
 
 
 def _from_raw(tensor: Any, raw: bytes, where: str) -> np.ndarray:
-    shape, count = _shape(tensor, where)
-    dtype = _dtype(tensor.datatype, where)
-    if tensor.datatype == "BYTES":
-        return bytes_from_raw(raw, count, where).reshape(shape)
-    expected = count * dtype.itemsize
-    if len(raw) != expected:
-        raise InvalidInputError(
-            f"{where}: raw contents hold {len(raw)} bytes but {tensor.datatype} "
-            f"{list(shape)} needs {expected}"
-        )
-    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)
+    shape, _ = _shape(tensor, where)
+    _dtype(tensor.datatype, where)  # an unknown datatype is named before the bytes
+    return array_from_raw(raw, tensor.datatype, shape, where)
 
 
 def _from_contents(tensor: Any, where: str) -> np.ndarray:
@@ -198,10 +157,8 @@ def infer_request_from_proto(message: Any) -> tuple[str, str | None, InferReques
 
 
 def _raw(tensor: Tensor) -> bytes:
-    if tensor.datatype == "BYTES":
-        return bytes_to_raw(tensor.data)
-    dtype = numpy_dtype(tensor.datatype).newbyteorder("<")
-    return np.ascontiguousarray(tensor.data, dtype=dtype).tobytes()
+    raw = raw_from_array(tensor.data, tensor.datatype)
+    return raw if isinstance(raw, bytes) else raw.tobytes()
 
 
 def infer_response_to_proto(response: InferResponse) -> Any:

@@ -4,12 +4,8 @@ the resident memory of its process tree.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,20 +13,9 @@ import httpx
 from maas.config import Settings
 from maas.registry.service import Registry
 from maas.serving.uploads import register_upload
-from maas.testing.processes import free_port, stop_process, wait_until_ready
+from maas.testing.processes import ServerProcess, serve_process
 
-MAAS = Path(sys.executable).parent / "maas"
-
-
-@dataclass(frozen=True)
-class MaasServer:
-    pid: int
-    http: str  # host:port
-    grpc: str  # host:port
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.http}"
+MaasServer = ServerProcess  # the name the benchmark scripts use
 
 
 def register(home: Path, models: dict[str, list[Path]]) -> None:
@@ -47,25 +32,11 @@ def register(home: Path, models: dict[str, list[Path]]) -> None:
 @contextmanager
 def running_maas(home: Path, workers: int = 1) -> Iterator[MaasServer]:
     """``maas serve`` on 127.0.0.1 with REST and gRPC on free ports; stopped by PID on exit."""
-    port, grpc_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MAAS_HOME": str(home),
-        "MAAS_HOST": "127.0.0.1",
-        "MAAS_PORT": str(port),
-        "MAAS_GRPC_PORT": str(grpc_port),
-        "MAAS_WORKERS": str(workers),
-    }
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(MAAS), "serve"], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}", process, timeout_s=120)
-        yield MaasServer(process.pid, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}")
-    finally:
-        stop_process(process)
-        log.close()
+    with (
+        (home / "server.log").open("wb") as log,
+        serve_process(home, workers=workers, output=log) as server,
+    ):
+        yield server
 
 
 def tree_rss_bytes(pid: int) -> int:

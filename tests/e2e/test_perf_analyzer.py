@@ -8,8 +8,6 @@ test skips, with the reason, only where that binary cannot be installed or start
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from maas.registry import Registry
 from maas.serving.uploads import register_upload
 from maas.store import LocalStore
 from maas.testing.models import write_linear_model
-from maas.testing.processes import free_port, stop_process, wait_until_ready
+from maas.testing.processes import serve_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -76,27 +74,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         register_upload(registry, "linear", write_linear_model(home / "l.onnx"), actor="test")
     finally:
         registry.close()
-    port, grpc_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MAAS_HOME": str(home),
-        "MAAS_HOST": "127.0.0.1",
-        "MAAS_PORT": str(port),
-        "MAAS_GRPC_PORT": str(grpc_port),
-    }
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "maas"), "serve"],
-        env=env,
-        cwd=home,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}", process)
-        grpc = f"127.0.0.1:{grpc_port}"
-        yield Server(f"127.0.0.1:{port}", grpc, _grpc_answers(grpc))
-    finally:
-        stop_process(process)
+    with serve_process(home) as process:
+        yield Server(process.http, process.grpc, _grpc_answers(process.grpc))
 
 
 def test_perf_analyzer_over_rest(perf_analyzer: Path, server: Server) -> None:

@@ -38,8 +38,12 @@ def test_readme_opens_with_exactly_two_setup_commands_and_ci_runs_the_second() -
 
 def test_quickstart_trains_serves_and_its_printed_curl_predicts(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "MAAS_HOME": str(tmp_path / ".maas"), "MAAS_PORT": str(port),
-           "MAAS_GRPC_PORT": str(free_port())}
+    env = {
+        **os.environ,
+        "MAAS_HOME": str(tmp_path / ".maas"),
+        "MAAS_PORT": str(port),
+        "MAAS_GRPC_PORT": str(free_port()),
+    }
     maas = Path(sys.executable).parent / "maas"
     log = tmp_path / "quickstart.log"
     with log.open("wb") as out:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from maas.registry import Registry
 from maas.serving.uploads import register_upload
 from maas.store import LocalStore
 from maas.testing.models import write_identity_model, write_linear_model
-from maas.testing.processes import free_port, stop_process, wait_until_ready
+from maas.testing.processes import serve_process
 
 pytestmark = pytest.mark.e2e
 
@@ -45,22 +42,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server_url(models: tuple[Path, Path]) -> Iterator[str]:
     home, _ = models
-    port = free_port()
-    env = {**os.environ, "MAAS_HOME": str(home), "MAAS_PORT": str(port), "MAAS_HOST": "127.0.0.1"}
-    maas = Path(sys.executable).parent / "maas"
-    process = subprocess.Popen(
-        [str(maas), "serve"],
-        env=env,
-        cwd=home,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process)
-        yield url
-    finally:
-        stop_process(process)
+    with serve_process(home) as server:
+        yield server.url
 
 
 def test_httpx_prediction_equals_onnxruntime(server_url: str, models: tuple[Path, Path]) -> None:

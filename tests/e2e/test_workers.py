@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,7 +11,7 @@ from maas.registry import Registry
 from maas.serving.uploads import register_upload
 from maas.store import LocalStore
 from maas.testing.models import write_linear_model
-from maas.testing.processes import free_port, stop_process, wait_until_ready
+from maas.testing.processes import serve_process
 
 pytestmark = pytest.mark.e2e
 
@@ -33,31 +30,12 @@ def test_two_worker_processes_serve_the_same_port(tmp_path: Path) -> None:
     registry.upgrade()
     register_upload(registry, "lin", write_linear_model(tmp_path / "m.onnx"), actor="t")
     registry.close()
-    port = free_port()
-    env = {
-        **os.environ,
-        "MAAS_HOME": str(tmp_path),
-        "MAAS_PORT": str(port),
-        "MAAS_GRPC_PORT": str(free_port()),
-    }
-    maas = Path(sys.executable).parent / "maas"
-    process = subprocess.Popen(
-        [str(maas), "serve", "--workers", "2"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process)
+    with serve_process(tmp_path, workers=2) as server:
         body = {
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]
         }
         for _ in range(20):  # new connections each time: the kernel spreads them over workers
-            with httpx.Client(base_url=url, timeout=10) as client:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
                 assert client.post("/v2/models/lin/infer", json=body).status_code == 200
-        workers = _children(process.pid)  # uvicorn's supervisor forks one child per worker
+        workers = _children(server.pid)  # uvicorn's supervisor forks one child per worker
         assert len(workers) >= 2
-    finally:
-        stop_process(process)

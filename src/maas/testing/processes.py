@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
 
 import httpx
 
-__all__ = ["free_port", "stop_process", "wait_until_ready"]
+__all__ = ["ServerProcess", "free_port", "serve_process", "stop_process", "wait_until_ready"]
 
 
 def free_port() -> int:
@@ -46,3 +52,43 @@ def stop_process(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerProcess:
+    pid: int
+    http: str  # host:port
+    grpc: str  # host:port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.http}"
+
+
+@contextmanager
+def serve_process(
+    home: Path, *, workers: int = 1, output: IO[bytes] | None = None, timeout_s: float = 120
+) -> Iterator[ServerProcess]:
+    """``maas serve`` over ``home`` on 127.0.0.1, REST and gRPC on free ports; stopped on exit.
+
+    ``output`` receives the server's stdout and stderr (default: discarded).
+    """
+    port, grpc_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MAAS_HOME": str(home),
+        "MAAS_HOST": "127.0.0.1",
+        "MAAS_PORT": str(port),
+        "MAAS_GRPC_PORT": str(grpc_port),
+        "MAAS_WORKERS": str(workers),
+    }
+    maas = Path(sys.executable).parent / "maas"
+    sink = output if output is not None else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [str(maas), "serve"], env=env, cwd=home, stdout=sink, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", process, timeout_s)
+        yield ServerProcess(process.pid, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}")
+    finally:
+        stop_process(process)

@@ -73,7 +73,8 @@ def _print_version(version: ModelVersion, aliases: list[str]) -> None:
     if version.metrics:
         metrics = Table("metric", "value", title="metrics")
         for key, value in version.metrics.items():
-            metrics.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+            if isinstance(value, int | float):  # the full evaluation report: --json / the API
+                metrics.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
         console.print(metrics)
     console.print("[bold]lineage[/]")
     console.print_json(json.dumps(version.lineage, sort_keys=True))

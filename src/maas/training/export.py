@@ -1,4 +1,4 @@
-"""Export to a single self-contained ONNX file and prove it computes what torch computes."""
+"""Export to ONNX or TorchScript files and prove each computes what eager torch computes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ from torch import nn
 
 from maas.errors import InvalidArtifactError, MaasError
 
-__all__ = ["OPSET", "export_onnx", "verify_onnx"]
+__all__ = [
+    "OPSET",
+    "export_onnx",
+    "export_torchscript",
+    "verify_onnx",
+    "verify_torchscript",
+]
 
 OPSET = 18
 """ONNX opset written; 18 is what torch 2.13's dynamo exporter emits without conversion."""
@@ -108,17 +114,82 @@ def verify_onnx(
     )
 
 
-def _compare(actual: np.ndarray, expected: np.ndarray, max_abs_diff: float) -> float:
+def _compare(
+    actual: np.ndarray, expected: np.ndarray, max_abs_diff: float, fmt: str = "ONNX"
+) -> float:
     if actual.shape != expected.shape:
         raise MaasError(
-            f"ONNX export check failed: output shape {actual.shape} != torch {expected.shape}",
-            {"onnx_shape": list(actual.shape), "torch_shape": list(expected.shape)},
+            f"{fmt} export check failed: output shape {actual.shape} != torch {expected.shape}",
+            {f"{fmt.lower()}_shape": list(actual.shape), "torch_shape": list(expected.shape)},
         )
     diff = float(np.max(np.abs(actual.astype(np.float64) - expected))) if expected.size else 0.0
     if not diff <= max_abs_diff:  # also catches NaN
         raise MaasError(
-            f"ONNX export check failed: max abs difference {diff:.3g} from torch "
+            f"{fmt} export check failed: max abs difference {diff:.3g} from torch "
             f"exceeds {max_abs_diff:.3g}",
             {"max_abs_diff": diff, "tolerance": max_abs_diff},
         )
     return diff
+
+
+@contextlib.contextmanager
+def _quiet_torchscript() -> Iterator[None]:
+    """Silence TorchScript's deprecation notices while we trace and load.
+
+    torch 2.13 deprecates ``torch.jit.trace``/``torch.jit.load`` in favour of
+    torch.export, but the TorchScript runtime still serves ``.pt`` files; pytest runs
+    with ``filterwarnings = error``, so the notices would fail every export. Only
+    those notices are ignored, and only inside this block.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.", DeprecationWarning)
+        yield
+
+
+def _outputs(result: torch.Tensor | tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+    return [t.detach().numpy() for t in (result if isinstance(result, tuple) else (result,))]
+
+
+def export_torchscript(
+    model: nn.Module,
+    sample: torch.Tensor,
+    path: Path,
+    *,
+    max_abs_diff: float = _MAX_ABS_DIFF,
+) -> None:
+    """Trace ``model`` (switched to eval mode) on ``sample``, save it to ``path``, verify it.
+
+    Tracing records the ops ``sample`` takes, so models with data-dependent control
+    flow are not supported. The saved file is reloaded and compared with the eager
+    model; ``MaasError`` is raised when any output differs by more than ``max_abs_diff``.
+
+    >>> export_torchscript(build_mlp(64, 10), torch.rand(8, 64), Path("m.pt"))  # doctest: +SKIP
+    """
+    model.eval()
+    with _quiet_torchscript(), torch.no_grad():
+        traced = torch.jit.trace(model, (sample,))  # type: ignore[no-untyped-call]  # unannotated
+        torch.jit.save(traced, str(path))
+    verify_torchscript(model, sample, path, max_abs_diff=max_abs_diff)
+
+
+def verify_torchscript(
+    model: nn.Module, sample: torch.Tensor, path: Path, *, max_abs_diff: float = _MAX_ABS_DIFF
+) -> float:
+    """Run ``sample`` through eager torch and the TorchScript file; return the max abs diff.
+
+    Raises ``MaasError`` on a differing output count, shape, or a difference above
+    ``max_abs_diff``, as ``verify_onnx`` does for ONNX files.
+    """
+    model.eval()
+    with _quiet_torchscript(), torch.no_grad():
+        archive = str(path)
+        loaded = torch.jit.load(archive, map_location="cpu")  # type: ignore[no-untyped-call]  # untyped
+        actual = _outputs(loaded(sample))
+        expected = _outputs(model(sample))
+    if len(actual) != len(expected):
+        raise MaasError(
+            f"TorchScript export check failed: {len(actual)} outputs, torch gives {len(expected)}"
+        )
+    return max(
+        _compare(a, e, max_abs_diff, "TorchScript") for a, e in zip(actual, expected, strict=True)
+    )

@@ -1,13 +1,18 @@
-"""Train, evaluate, export and register in one call: the path from data to a served version."""
+"""Train, evaluate, export and register in one call: the path from a job spec to a version.
+
+``train_job`` is the one path; ``TrainOptions`` (the ``maas train`` flags) is turned into
+a ``JobSpec`` and goes the same way.
+"""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+import numpy as np
 import onnxruntime as ort
 import torch
 
@@ -15,19 +20,26 @@ import maas
 from maas.errors import InvalidInputError
 from maas.protocol.signature import Signature
 from maas.registry.entities import ModelVersion
-from maas.training.datasets import Dataset, load_digits
-from maas.training.evaluation import evaluate
+from maas.training.datasets import Dataset, load_dataset
 from maas.training.export import export_onnx
+from maas.training.report import SCALAR_METRICS, evaluation_report
 from maas.training.signature import onnx_signature
-from maas.training.trainer import EpochReport, TrainConfig, predict_logits, train
-from maas.training.zoo import ClassifierHead, build_mlp
+from maas.training.spec import DatasetSpec, Hyperparameters, JobSpec, ModelSpec
+from maas.training.trainer import EpochReport, TrainConfig, train
+from maas.training.zoo import ClassifierHead, build_model, parameter_count
 
-__all__ = ["DATASETS", "MODELS", "TrainOptions", "VersionRegistrar", "train_and_register"]
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "TrainOptions",
+    "VersionRegistrar",
+    "train_and_register",
+    "train_job",
+]
 
 DATASETS: Final[tuple[str, ...]] = ("digits",)
-MODELS: Final[tuple[str, ...]] = ("mlp",)
+MODELS: Final[tuple[str, ...]] = ("mlp", "cnn", "resnet")
 
-_VALIDATION_FRACTION: Final = 0.2
 _EXPORT_SAMPLE_ROWS: Final = 16
 
 
@@ -58,7 +70,7 @@ def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None
 
 @dataclass(frozen=True, slots=True)
 class TrainOptions:
-    """What to train and under which name to register it; checked on construction."""
+    """What ``maas train`` flags ask for; checked on construction."""
 
     model_name: str = "digits"
     dataset: str = "digits"
@@ -69,12 +81,45 @@ class TrainOptions:
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("model", self.model, MODELS)
 
+    def to_spec(self) -> JobSpec:
+        c = self.config
+        options = {"hidden": list(c.hidden)} if self.model == "mlp" else {}
+        return JobSpec(
+            model_name=self.model_name,
+            model=ModelSpec(name=self.model, options=options),
+            dataset=DatasetSpec(kind="digits"),
+            hyperparameters=Hyperparameters(
+                epochs=c.epochs,
+                batch_size=c.batch_size,
+                learning_rate=c.learning_rate,
+                weight_decay=c.weight_decay,
+                seed=c.seed,
+            ),
+        )
 
-def _lineage(options: TrainOptions, dataset: Dataset) -> dict[str, Any]:
-    config = options.config
-    hyperparameters = asdict(config)
-    seed = hyperparameters.pop("seed")
-    hyperparameters["hidden"] = list(config.hidden)
+
+def _train_config(spec: JobSpec) -> TrainConfig:
+    h = spec.hyperparameters
+    return TrainConfig(
+        epochs=h.epochs,
+        batch_size=h.batch_size,
+        learning_rate=h.learning_rate,
+        weight_decay=h.weight_decay,
+        seed=h.seed,
+        optimizer=h.optimizer,
+        momentum=h.momentum,
+        schedule=h.schedule,
+        step_size=h.step_size,
+        gamma=h.gamma,
+        early_stopping_metric=h.early_stopping.metric if h.early_stopping else None,
+        early_stopping_patience=h.early_stopping.patience if h.early_stopping else 5,
+        device=spec.device,
+        augment_flip=spec.dataset.augment.flip,
+        augment_crop=spec.dataset.augment.crop,
+    )
+
+
+def _lineage(spec: JobSpec, dataset: Dataset) -> dict[str, Any]:
     return {
         "source": "train",
         "dataset": {
@@ -82,11 +127,12 @@ def _lineage(options: TrainOptions, dataset: Dataset) -> dict[str, Any]:
             "sha256": dataset.content_sha256,
             "train_rows": len(dataset.y_train),
             "validation_rows": len(dataset.y_val),
-            "validation_fraction": _VALIDATION_FRACTION,
+            "test_rows": 0 if dataset.y_test is None else len(dataset.y_test),
         },
-        "model": options.model,
-        "hyperparameters": hyperparameters,
-        "seed": seed,
+        "model": spec.model.model_dump(mode="json"),
+        "hyperparameters": spec.hyperparameters.model_dump(mode="json"),
+        "seed": spec.hyperparameters.seed,
+        "spec": spec.model_dump(mode="json"),
         "libraries": {
             "torch": torch.__version__,
             "onnxruntime": ort.__version__,
@@ -95,36 +141,62 @@ def _lineage(options: TrainOptions, dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def train_job(
+    registry: VersionRegistrar,
+    spec: JobSpec,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> ModelVersion:
+    """Train what ``spec`` asks for and register the ONNX export with its evaluation.
+
+    Metrics are measured on the test split when the spec has one, else on the
+    validation split; ``metrics["evaluation"]`` holds the full report (per-class scores,
+    ROC-AUC, confusion matrix, latency, size, parameter count).
+    """
+    dataset = load_dataset(spec.dataset, spec.hyperparameters.seed)
+    model = build_model(
+        spec.model.name,
+        dataset.input_shape,
+        dataset.num_classes,
+        spec.model.options,
+        seed=spec.hyperparameters.seed,
+    )
+    reports = train(model, dataset, _train_config(spec), on_epoch)
+    x_eval, y_eval = dataset.x_val, dataset.y_val
+    if dataset.x_test is not None and dataset.y_test is not None:
+        x_eval, y_eval = dataset.x_test, dataset.y_test
+    sample = torch.from_numpy(np.array(dataset.x_val[:_EXPORT_SAMPLE_ROWS]))
+    with tempfile.TemporaryDirectory(prefix="maas-train-") as workdir:
+        onnx_path = Path(workdir) / f"{spec.model_name}.onnx"
+        export_onnx(ClassifierHead(model), sample, onnx_path, output_names=("logits", "label"))
+        report = evaluation_report(
+            onnx_path,
+            x_eval,
+            y_eval,
+            class_names=dataset.class_names,
+            parameter_count=parameter_count(model),
+        )
+        metrics: dict[str, Any] = {k: report[k] for k in SCALAR_METRICS if k in report}
+        metrics["val_loss"] = reports[-1].val_loss
+        metrics["evaluation"] = report
+        return registry.register_version(
+            spec.model_name,
+            onnx_path,
+            artifact_format="onnx",
+            signature=onnx_signature(onnx_path),
+            metrics=metrics,
+            lineage=_lineage(spec, dataset),
+            actor="train",
+        )
+
+
 def train_and_register(
     registry: VersionRegistrar,
     options: TrainOptions,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> ModelVersion:
-    """Train ``options.model`` on ``options.dataset`` and register the ONNX export.
-
-    The new version carries metrics measured on the held-out split, a signature read
-    back from the exported graph, and lineage (dataset hash, hyper-parameters, seed,
-    library versions) enough to rerun the training.
+    """``train_job`` for the ``maas train`` flags.
 
     >>> train_and_register(registry, TrainOptions(model_name="digits"))  # doctest: +SKIP
     ModelVersion(model_name='digits', version=1, ...)
     """
-    config = options.config
-    dataset = load_digits(seed=config.seed, validation_fraction=_VALIDATION_FRACTION)
-    model = build_mlp(dataset.num_features, dataset.num_classes, config.hidden, seed=config.seed)
-    reports = train(model, dataset, config, on_epoch)
-    metrics: dict[str, Any] = evaluate(predict_logits(model, dataset.x_val), dataset.y_val)
-    metrics["val_loss"] = reports[-1].val_loss
-    sample = torch.from_numpy(dataset.x_val[:_EXPORT_SAMPLE_ROWS].copy())
-    with tempfile.TemporaryDirectory(prefix="maas-train-") as workdir:
-        onnx_path = Path(workdir) / f"{options.model_name}.onnx"
-        export_onnx(ClassifierHead(model), sample, onnx_path, output_names=("logits", "label"))
-        return registry.register_version(
-            options.model_name,
-            onnx_path,
-            artifact_format="onnx",
-            signature=onnx_signature(onnx_path),
-            metrics=metrics,
-            lineage=_lineage(options, dataset),
-            actor="train",
-        )
+    return train_job(registry, options.to_spec(), on_epoch)

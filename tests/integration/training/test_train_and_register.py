@@ -48,16 +48,18 @@ def test_train_and_register_creates_a_servable_version(registry: Registry) -> No
         "sha256": dataset.content_sha256,
         "train_rows": 1437,
         "validation_rows": 360,
-        "validation_fraction": 0.2,
+        "test_rows": 0,
     }
-    assert lineage["model"] == "mlp"
-    assert lineage["hyperparameters"] == {
-        "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate,
-        "weight_decay": config.weight_decay,
-        "hidden": list(config.hidden),
-    }
+    assert lineage["model"] == {"name": "mlp", "options": {"hidden": list(config.hidden)}}
+    hyperparameters = lineage["hyperparameters"]
+    assert hyperparameters["epochs"] == config.epochs
+    assert hyperparameters["batch_size"] == config.batch_size
+    assert hyperparameters["learning_rate"] == config.learning_rate
+    assert hyperparameters["optimizer"] == "adam"
+    assert lineage["spec"]["model_name"] == "digits"
+    evaluation = metrics["evaluation"]
+    assert len(evaluation["confusion_matrix"]) == 10
+    assert evaluation["parameter_count"] > 0
     assert lineage["seed"] == config.seed
     assert lineage["libraries"] == {
         "torch": torch.__version__,

@@ -80,3 +80,15 @@ def test_quickstart_trains_serves_and_its_printed_curl_predicts(tmp_path: Path) 
         assert "accuracy" in printed
     finally:
         stop_process(process, signal.SIGINT)
+
+
+def test_readme_job_spec_example_is_a_valid_spec() -> None:
+    import yaml
+
+    from maas.training.spec import parse_spec
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", readme, re.DOTALL)
+    assert block is not None
+    spec = parse_spec(yaml.safe_load(block.group(1)))
+    assert spec.model.name == "cnn" and spec.dataset.kind == "images"

@@ -304,6 +304,28 @@ def test_config_from_a_toml_file_becomes_a_revision(tmp_path: Path, registry: Re
     assert len(registry.list_configs("linear", 1)) == 1
 
 
+def test_compare_lines_up_two_versions_metrics(
+    tmp_path: Path, registry: Registry, linear_file: Path
+) -> None:
+    assert "neither version has metrics" in ok(
+        maas(tmp_path, "models", "compare", "linear", "1", "2")
+    )
+    version = registry.resolve("linear", "1")
+    for accuracy in (0.90, 0.95):
+        registry.register_version(
+            "linear",
+            linear_file,
+            artifact_format="onnx",
+            signature=version.signature,
+            metrics={"accuracy": accuracy, "evaluation": {"confusion_matrix": [[1]]}},
+            actor="t",
+        )
+    shown = ok(maas(tmp_path, "models", "compare", "linear", "3", "4"))
+    assert "accuracy" in shown and "0.9000" in shown and "0.9500" in shown and "+0.0500" in shown
+    assert "confusion_matrix" not in shown
+    assert "not found" in one_error_line(maas(tmp_path, "models", "compare", "linear", "1", "9"))
+
+
 def test_alias_to_a_missing_version_is_refused(tmp_path: Path, registry: Registry) -> None:
     line = one_error_line(maas(tmp_path, "alias", "set", "linear", "production", "9"))
     assert "version 9" in line

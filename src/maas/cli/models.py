@@ -16,6 +16,7 @@ from maas.registry.entities import ModelVersion
 from maas.registry.service import Registry
 from maas.serving.model_config import parse_model_config
 from maas.serving.uploads import register_upload
+from maas.training.compare import compare_reports
 
 app = typer.Typer(help="List, show and upload model versions.", no_args_is_help=True)
 
@@ -167,3 +168,38 @@ def config(
     number = revision.revision if revision else 0
     console.print(f"{name} version {found.version}, config revision {number}")
     console.print_json(effective.model_dump_json())
+
+
+@app.command("compare")
+def compare(
+    name: str = typer.Argument(..., help="Model name."),
+    first: str = typer.Argument(..., help="Version number or alias."),
+    second: str = typer.Argument(..., help="Version number or alias."),
+) -> None:
+    """Show two versions' metrics side by side, with the difference (second - first)."""
+    registry = Registry.from_settings(settings())
+    try:
+        a, b = registry.resolve(name, first), registry.resolve(name, second)
+    finally:
+        registry.close()
+    table = Table(
+        "metric",
+        f"version {a.version}",
+        f"version {b.version}",
+        "difference",
+        title=f"{name}: version {a.version} vs {b.version}",
+    )
+    for metric, left, right, delta in compare_reports(a.metrics, b.metrics):
+        table.add_row(metric, _number(left), _number(right), _number(delta, signed=True))
+    if table.row_count == 0:
+        console.print("neither version has metrics to compare")
+        return
+    console.print(table)
+
+
+def _number(value: object, *, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:+.4f}" if signed else f"{value:.4f}"
+    return f"{value:+}" if signed and isinstance(value, int) else str(value)

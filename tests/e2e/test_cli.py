@@ -326,6 +326,22 @@ def test_compare_lines_up_two_versions_metrics(
     assert "not found" in one_error_line(maas(tmp_path, "models", "compare", "linear", "1", "9"))
 
 
+def test_gate_from_the_cli_refuses_then_forces_a_promotion(
+    tmp_path: Path, registry: Registry
+) -> None:
+    rules = tmp_path / "gate.json"
+    rules.write_text('{"rules": [{"metric": "accuracy", "min": 0.95}]}')
+    assert '"min": 0.95' in ok(maas(tmp_path, "models", "gate", "linear", "--set", str(rules)))
+    line = one_error_line(maas(tmp_path, "alias", "set", "linear", "production", "1"))
+    assert "fails its validation gate" in line and "no accuracy metric" in line
+    assert registry.list_aliases("linear") == []
+    forced = maas(
+        tmp_path, "alias", "set", "linear", "production", "1", "--force", "--reason", "demo"
+    )
+    assert "production" in ok(forced)
+    assert registry.audit_log("linear")[0].details["reason"] == "demo"
+
+
 def test_alias_to_a_missing_version_is_refused(tmp_path: Path, registry: Registry) -> None:
     line = one_error_line(maas(tmp_path, "alias", "set", "linear", "production", "9"))
     assert "version 9" in line

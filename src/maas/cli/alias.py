@@ -18,11 +18,19 @@ def set_alias(
     name: str = typer.Argument(..., help="Model name."),
     alias: str = typer.Argument(..., help="Alias, e.g. production or staging."),
     version: int = typer.Argument(..., help="Version number the alias should point at."),
+    force: bool = typer.Option(
+        False, "--force", help="Promote to production even if the validation gate fails."
+    ),
+    reason: str = typer.Option("", help="Why the gate is forced (required with --force)."),
 ) -> None:
-    """Point ALIAS of model NAME at VERSION (a running server follows within seconds)."""
+    """Point ALIAS of model NAME at VERSION (a running server follows within seconds).
+
+    Moving production to a version that fails the model's gate (`maas models gate`) is
+    refused with the failed rules listed, unless --force --reason "..." (audited).
+    """
     registry = Registry.from_settings(settings())
     try:
-        result = registry.set_alias(name, alias, version, actor=actor())
+        result = registry.set_alias(name, alias, version, actor=actor(), force=force, reason=reason)
     finally:
         registry.close()
     console.print(f"{result.model_name}@[bold]{result.name}[/] -> version {result.version}")

@@ -203,3 +203,34 @@ def _number(value: object, *, signed: bool = False) -> str:
     if isinstance(value, float):
         return f"{value:+.4f}" if signed else f"{value:.4f}"
     return f"{value:+}" if signed and isinstance(value, int) else str(value)
+
+
+@app.command("gate")
+def gate(
+    name: str = typer.Argument(..., help="Model name."),
+    set_file: Path = typer.Option(
+        None,
+        "--set",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help='A .json or .toml file: {"rules": [{"metric": "accuracy", "min": 0.95}, ...]}.',
+    ),
+) -> None:
+    """Show the validation gate a version must pass to become production, or set it.
+
+    Rules: {"metric": M, "min": X} | {"metric": M, "max": X} |
+    {"metric": M, "max_drop_vs_production": X}. An empty list removes the gate.
+    """
+    registry = Registry.from_settings(settings())
+    try:
+        if set_file is not None:
+            rules = read_config_file(set_file).get("rules")
+            registry.set_gate(name, rules, actor=actor())
+        current = registry.get_gate(name)
+    finally:
+        registry.close()
+    if not current:
+        console.print(f"{name} has no validation gate")
+        return
+    console.print_json(json.dumps({"rules": current}))

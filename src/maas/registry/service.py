@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from maas.config import Settings
-from maas.errors import ConflictError, NotFoundError
+from maas.errors import ConflictError, InvalidInputError, NotFoundError
 from maas.protocol.signature import Signature
 from maas.registry import migrate
 from maas.registry import repository as repo
 from maas.registry.engine import create_registry_engine, writing
 from maas.registry.entities import Alias, AuditEvent, ConfigRevision, Model, ModelVersion
+from maas.registry.gate import GateFailedError, check_rules, failed_rules
 from maas.registry.names import (
     PRODUCTION_ALIAS,
     check_alias_name,
@@ -28,7 +29,14 @@ from maas.registry.names import (
     check_json_object,
     check_model_name,
 )
-from maas.registry.tables import AliasRow, AuditEventRow, ModelRow, ModelVersionRow, utc_now
+from maas.registry.tables import (
+    AliasRow,
+    AuditEventRow,
+    ModelGateRow,
+    ModelRow,
+    ModelVersionRow,
+    utc_now,
+)
 from maas.registry.transactions import transaction
 from maas.store import ArtifactStore, LocalStore
 
@@ -184,14 +192,44 @@ class Registry:
                 )
             return repo.to_version(alias.target)
 
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str = "cli") -> Alias:
-        """Point ``alias`` at ``version`` (creating or moving it); the audit keeps from/to."""
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str = "cli",
+        force: bool = False,
+        reason: str = "",
+    ) -> Alias:
+        """Point ``alias`` at ``version`` (creating or moving it); the audit keeps from/to.
+
+        Moving ``production`` to a version that fails the model's gate raises
+        ``GateFailedError`` listing the failed rules, unless ``force`` (which needs a
+        ``reason``; the audit event records both and the failed rules).
+        """
         check_alias_name(alias)
+        if force and not reason.strip():
+            raise InvalidInputError("reason: forcing past the validation gate needs a reason")
         with transaction(self._writes) as session:
             model = repo.require_model(session, name, lock=True)
             target = repo.require_version(session, model, int(version))
             row = repo.find_alias(session, model, alias)
             previous = None if row is None else row.target.version
+            failed: list[str] = []
+            gate = session.scalars(
+                select(ModelGateRow).where(ModelGateRow.model_id == model.id)
+            ).one_or_none()
+            if alias == PRODUCTION_ALIAS and gate is not None:
+                current = None if row is None else row.target.metrics
+                failed = failed_rules(gate.rules, target.metrics, current)
+                if failed and not force:
+                    raise GateFailedError(
+                        f"version {target.version} of {name!r} fails its validation gate: "
+                        + "; ".join(failed)
+                        + " (use force with a reason to promote anyway)",
+                        {"model": name, "version": target.version, "failed": failed},
+                    )
             if row is None:
                 row = AliasRow(model=model, name=alias, target=target, updated_at=utc_now())
                 session.add(row)
@@ -204,10 +242,39 @@ class Registry:
                 name,
                 actor=actor,
                 version=target.version,
-                details={"alias": alias, "from": previous, "to": target.version},
+                details={"alias": alias, "from": previous, "to": target.version}
+                | ({"forced": True, "reason": reason, "failed": failed} if failed else {}),
             )
             session.flush()
             return repo.to_alias(row)
+
+    def set_gate(self, name: str, rules: Any, *, actor: str = "cli") -> list[dict[str, Any]]:
+        """Replace the model's validation gate rules (``[]`` removes the gate); audited."""
+        checked = check_rules(rules)
+        with transaction(self._writes) as session:
+            model = repo.require_model(session, name, lock=True)
+            row = session.scalars(
+                select(ModelGateRow).where(ModelGateRow.model_id == model.id)
+            ).one_or_none()
+            if row is None:
+                session.add(
+                    ModelGateRow(
+                        model_id=model.id, rules=checked, actor=actor, updated_at=utc_now()
+                    )
+                )
+            else:
+                row.rules, row.actor, row.updated_at = checked, actor, utc_now()
+            repo.add_event(session, "gate.set", name, actor=actor, details={"rules": checked})
+        return checked
+
+    def get_gate(self, name: str) -> list[dict[str, Any]]:
+        """The model's gate rules; empty when it has none."""
+        with transaction(self._reads) as session:
+            model = repo.require_model(session, name)
+            row = session.scalars(
+                select(ModelGateRow).where(ModelGateRow.model_id == model.id)
+            ).one_or_none()
+            return [] if row is None else [dict(rule) for rule in row.rules]
 
     def delete_alias(self, name: str, alias: str, *, actor: str = "cli") -> None:
         """Remove ``alias``; NotFoundError if the model or the alias does not exist."""

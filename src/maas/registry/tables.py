@@ -31,6 +31,7 @@ __all__ = [
     "AliasRow",
     "AuditEventRow",
     "Base",
+    "ModelGateRow",
     "ModelRow",
     "ModelVersionRow",
     "UTCDateTime",
@@ -148,6 +149,18 @@ class VersionConfigRow(Base):
     created_at: Mapped[datetime]
 
     target: Mapped[ModelVersionRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class ModelGateRow(Base):
+    """A model's validation gate rules (see ``registry/gate.py``); one row per model."""
+
+    __tablename__ = "model_gates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), unique=True)
+    rules: Mapped[list[Any]] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
 
 
 def _refuse_version_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:

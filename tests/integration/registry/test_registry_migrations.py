@@ -21,6 +21,7 @@ TABLES = {
     "aliases",
     "audit_events",
     "version_configs",
+    "model_gates",
 }
 
 
@@ -31,7 +32,7 @@ def test_upgrade_twice_is_harmless(registry: Registry, database_url: str) -> Non
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0002",)
+                ("0003",)
             ]
             assert set(inspect(conn).get_table_names()) >= TABLES
     finally:

@@ -155,3 +155,44 @@ def test_openapi_documents_the_management_api(client: httpx.Client) -> None:
     for path in documented:
         assert path in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_gate_refuses_an_ungated_promotion_over_http_unless_forced(
+    client: httpx.Client, local_registry: Registry, tmp_path: Path
+) -> None:
+    path = write_linear_model(tmp_path / "m.onnx")
+    _upload(client, "lin", path.read_bytes())
+    version = local_registry.resolve("lin")
+    for accuracy in (0.97, 0.80):
+        local_registry.register_version(
+            "lin",
+            path,
+            artifact_format="onnx",
+            signature=version.signature,
+            metrics={"accuracy": accuracy},
+            actor="t",
+        )
+    reply = client.put(
+        "/api/models/lin/gate", json={"rules": [{"metric": "accuracy", "min": 0.95}]}
+    )
+    assert reply.status_code == 200 and reply.json()["rules"] == [
+        {"metric": "accuracy", "min": 0.95}
+    ]
+    assert client.put("/api/models/lin/aliases/production", json={"version": 2}).status_code == 200
+
+    refused = client.put("/api/models/lin/aliases/production", json={"version": 3})
+    assert refused.status_code == 409 and refused.json()["code"] == "gate_failed"
+    assert refused.json()["details"]["failed"] == ["accuracy 0.8 < min 0.95"]
+    no_reason = client.put("/api/models/lin/aliases/production", json={"version": 3, "force": True})
+    assert no_reason.status_code == 400
+    forced = client.put(
+        "/api/models/lin/aliases/production",
+        json={"version": 3, "force": True, "reason": "customer escalation"},
+    )
+    assert forced.status_code == 200
+    event = client.get("/api/audit", params={"model": "lin"}).json()[0]
+    assert (
+        event["details"]["forced"] is True and event["details"]["reason"] == "customer escalation"
+    )
+    bad = client.put("/api/models/lin/gate", json={"rules": [{"metric": "accuracy"}]})
+    assert bad.status_code == 400

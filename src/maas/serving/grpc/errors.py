@@ -18,6 +18,7 @@ STATUS_BY_CODE: Final[dict[str, grpc.StatusCode]] = {
     "invalid_artifact": grpc.StatusCode.INVALID_ARGUMENT,
     "not_found": grpc.StatusCode.NOT_FOUND,
     "conflict": grpc.StatusCode.ALREADY_EXISTS,
+    "gate_failed": grpc.StatusCode.FAILED_PRECONDITION,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
     "queue_full": grpc.StatusCode.UNAVAILABLE,
     "worker_crashed": grpc.StatusCode.UNAVAILABLE,

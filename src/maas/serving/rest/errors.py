@@ -24,6 +24,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "invalid_artifact": 400,
     "not_found": 404,
     "conflict": 409,
+    "gate_failed": 409,
     "payload_too_large": 413,
     "unavailable": 503,
     "queue_full": 503,

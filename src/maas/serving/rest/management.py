@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from datetime import datetime
 from typing import Annotated, Any
@@ -61,6 +62,15 @@ class ModelOut(BaseModel):
 
 class AliasIn(BaseModel):
     version: int = Field(ge=1, description="The version number the alias should point at.")
+    force: bool = Field(False, description="Move production past a failing validation gate.")
+    reason: str = Field("", description="Why the gate is forced; required with force.")
+
+
+class GateIn(BaseModel):
+    rules: list[dict[str, Any]] = Field(
+        description='e.g. [{"metric": "accuracy", "min": 0.95}, '
+        '{"metric": "accuracy", "max_drop_vs_production": 0.01}]; [] removes the gate.'
+    )
 
 
 class ConfigOut(BaseModel):
@@ -187,7 +197,17 @@ def management_router(
 
     @router.put("/models/{name}/aliases/{alias}", summary="Set or move an alias")
     async def set_alias(name: str, alias: str, body: AliasIn) -> AliasOut:
-        result = await asyncio.to_thread(registry.set_alias, name, alias, body.version, actor="api")
+        result = await asyncio.to_thread(
+            functools.partial(
+                registry.set_alias,
+                name,
+                alias,
+                body.version,
+                actor="api",
+                force=body.force,
+                reason=body.reason,
+            )
+        )
         await deployments.sync()
         return _alias_out(result)
 
@@ -229,6 +249,20 @@ def management_router(
         result = await asyncio.to_thread(record)
         await deployments.sync()
         return result
+
+    @router.get("/models/{name}/gate", summary="The model's validation gate rules")
+    async def show_gate(name: str) -> GateIn:
+        return GateIn(rules=await asyncio.to_thread(registry.get_gate, name))
+
+    @router.put(
+        "/models/{name}/gate",
+        summary="Set the validation gate that versions must pass to become production",
+    )
+    async def set_gate(name: str, body: GateIn) -> GateIn:
+        rules = await asyncio.to_thread(
+            functools.partial(registry.set_gate, name, body.rules, actor="api")
+        )
+        return GateIn(rules=rules)
 
     @router.get("/audit", summary="The audit log, newest first")
     async def audit(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from maas.cli.console import console, settings
+from maas.cli.console import console, open_registry
 from maas.cli.identity import actor
-from maas.registry.service import Registry
 
 app = typer.Typer(
     help="Set, move or remove aliases (production, staging, any name).", no_args_is_help=True
@@ -28,11 +27,8 @@ def set_alias(
     Moving production to a version that fails the model's gate (`maas models gate`) is
     refused with the failed rules listed, unless --force --reason "..." (audited).
     """
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         result = registry.set_alias(name, alias, version, actor=actor(), force=force, reason=reason)
-    finally:
-        registry.close()
     console.print(f"{result.model_name}@[bold]{result.name}[/] -> version {result.version}")
 
 
@@ -42,9 +38,6 @@ def delete_alias(
     alias: str = typer.Argument(..., help="Alias to remove."),
 ) -> None:
     """Remove ALIAS from model NAME."""
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         registry.delete_alias(name, alias, actor=actor())
-    finally:
-        registry.close()
     console.print(f"removed {name}@{alias}")

@@ -10,10 +10,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from maas.cli.console import console, fail, settings
+from maas.cli.console import console, fail, open_registry
 from maas.cli.identity import actor
 from maas.registry.entities import ModelVersion
-from maas.registry.service import Registry
 from maas.serving.model_config import parse_model_config
 from maas.serving.uploads import register_upload
 from maas.training.compare import compare_reports
@@ -24,16 +23,13 @@ app = typer.Typer(help="List, show and upload model versions.", no_args_is_help=
 @app.command("list")
 def list_models() -> None:
     """List every model with its versions and aliases."""
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         table = Table("model", "versions", "latest", "aliases", title="models")
         for model in registry.list_models():
             versions = registry.list_versions(model.name)
             aliases = ", ".join(f"{a.name}->{a.version}" for a in registry.list_aliases(model.name))
             latest = str(versions[-1].version) if versions else "-"
             table.add_row(model.name, str(len(versions)), latest, aliases or "-")
-    finally:
-        registry.close()
     if table.row_count == 0:
         console.print("no models yet: run [bold]maas train[/] or [bold]maas models upload[/]")
     else:
@@ -48,12 +44,9 @@ def show(
     ),
 ) -> None:
     """Show one version: signature, metrics, lineage and the aliases on it."""
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         found = registry.resolve(name, version)
         aliases = [a.name for a in registry.list_aliases(name) if a.version == found.version]
-    finally:
-        registry.close()
     _print_version(found, aliases)
 
 
@@ -102,8 +95,7 @@ def upload(
 
     Files that do not load in their runtime, and pickles whatever their name, are refused.
     """
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         version = register_upload(
             registry,
             name,
@@ -114,8 +106,6 @@ def upload(
             config=read_config_file(config_file) if config_file else None,
             description=description,
         )
-    finally:
-        registry.close()
     console.print(
         f"registered [bold]{version.model_name}[/] version [bold]{version.version}[/] "
         f"(sha256 {version.artifact_sha256[:12]})"
@@ -154,16 +144,13 @@ def config(
     instances.count, instances.kind (auto|thread|process), instances.intra_op_threads,
     inputs/outputs (signature overrides).
     """
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         found = registry.resolve(name, version)
         if set_file is not None:
             document = read_config_file(set_file)
             parse_model_config(document)
             registry.set_config(name, found.version, document, actor=actor())
         revision = registry.get_config(name, found.version)
-    finally:
-        registry.close()
     effective = parse_model_config(revision.config if revision else None)
     number = revision.revision if revision else 0
     console.print(f"{name} version {found.version}, config revision {number}")
@@ -177,11 +164,8 @@ def compare(
     second: str = typer.Argument(..., help="Version number or alias."),
 ) -> None:
     """Show two versions' metrics side by side, with the difference (second - first)."""
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         a, b = registry.resolve(name, first), registry.resolve(name, second)
-    finally:
-        registry.close()
     table = Table(
         "metric",
         f"version {a.version}",
@@ -222,14 +206,11 @@ def gate(
     Rules: {"metric": M, "min": X} | {"metric": M, "max": X} |
     {"metric": M, "max_drop_vs_production": X}. An empty list removes the gate.
     """
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         if set_file is not None:
             rules = read_config_file(set_file).get("rules")
             registry.set_gate(name, rules, actor=actor())
         current = registry.get_gate(name)
-    finally:
-        registry.close()
     if not current:
         console.print(f"{name} has no validation gate")
         return

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from maas.cli.console import console, fail, settings
+from maas.cli.console import console, fail, open_registry
 from maas.registry.entities import ModelVersion
 from maas.registry.service import Registry
 
@@ -92,8 +92,7 @@ def train(
     sub-folder per class), with SGD/Adam/AdamW, step or cosine schedules and early
     stopping. It is checked before anything runs: errors name the field.
     """
-    registry = Registry.from_settings(settings())
-    try:
+    with open_registry() as registry:
         spec = None
         if spec_file is not None:
             try:
@@ -115,6 +114,4 @@ def train(
             learning_rate=learning_rate,
             seed=seed,
         )
-    finally:
-        registry.close()
     console.print(f"registered [bold]{version.model_name}[/] version [bold]{version.version}[/]")

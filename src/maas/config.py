@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     max_request_size_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest inference or upload body accepted."
     )
+    job_concurrency: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="Training jobs the server runs at once, each in its own worker process "
+        "(0: this server runs none, another maas server sharing the database does).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -93,6 +100,11 @@ class Settings(BaseSettings):
         variables["MAAS_ARTIFACTS_DIR"] = str(self.resolved_artifacts_dir)
         variables["MAAS_HOME"] = str(self.home.absolute())
         return variables
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Per-job folders: checkpoints and the worker's raw output."""
+        return (self.home / "jobs").absolute()
 
     @property
     def base_url(self) -> str:

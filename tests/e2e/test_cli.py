@@ -16,6 +16,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -48,7 +49,9 @@ REQUEST = {
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAAS_")}
-    env.update({"MAAS_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"}, **extra)
+    # A free port, so that commands looking for this configuration's server find none.
+    env.update({"MAAS_HOME": str(home), "MAAS_PORT": str(free_port())})
+    env.update({"COLUMNS": "200", "NO_COLOR": "1"}, **extra)
     return env
 
 
@@ -118,12 +121,21 @@ HELP_WORDS: dict[tuple[str, ...], str] = {
     (): "KServe V2",
     ("quickstart",): "digits demo",
     ("serve",): "Serve every registered model",
-    ("train",): "held-out split",
+    ("train",): "Ctrl-C",
+    ("jobs",): "cancel",
+    ("jobs", "list"): "newest first",
+    ("jobs", "show"): "ETA",
+    ("jobs", "follow"): "detaches",
+    ("jobs", "logs"): "log",
+    ("jobs", "cancel"): "next training step",
+    ("jobs", "resume"): "checkpointed epoch",
     ("predict",): "running server",
     ("models",): "upload model versions",
     ("models", "list"): "List every model",
     ("models", "show"): "signature",
     ("models", "upload"): "pickles",
+    ("models", "download"): "sha256",
+    ("evaluate",): "labelled dataset",
     ("alias",): "production",
     ("alias", "set"): "Point ALIAS",
     ("alias", "delete"): "Remove ALIAS",
@@ -376,6 +388,103 @@ def test_train_on_an_unknown_dataset_names_the_dataset(tmp_path: Path, home: Pat
     pytest.importorskip("torch")
     line = one_error_line(maas(tmp_path, "train", "--dataset", "nope", "--name", "nope"))
     assert "dataset" in line and "nope" in line
+
+
+# -- evaluate and download ---------------------------------------------------------------------
+
+
+def _evaluations(registry: Registry, name: str) -> list[dict[str, Any]]:
+    return [e.details for e in registry.audit_log(name) if e.action == "version.evaluated"]
+
+
+def test_evaluate_a_trained_version_reproduces_its_metrics_and_audits(
+    tmp_path: Path, home: Path
+) -> None:
+    pytest.importorskip("torch")
+    from maas.training.pipeline import train_job
+    from maas.training.spec import parse_spec
+
+    registry = open_registry(home)
+    try:
+        registry.upgrade()
+        trained = train_job(
+            registry, parse_spec({"model_name": "quick", "hyperparameters": {"epochs": 3}})
+        )
+        shown = ok(maas(tmp_path, "evaluate", "quick", "1", "--dataset", "digits"))
+        for words in ("validation split, 360 rows", "accuracy", "per class", "confusion matrix"):
+            assert words in shown
+        report = json.loads(ok(maas(tmp_path, "evaluate", "quick", "1", "-d", "digits", "--json")))
+        # The same rows training held out (same split, same seed): the same numbers.
+        recorded = trained.metrics["evaluation"]
+        for key in ("accuracy", "f1_macro", "roc_auc_macro", "confusion_matrix", "per_class"):
+            assert report[key] == recorded[key], key
+        assert report["parameter_count"] == recorded["parameter_count"] > 0
+        assert report["dataset"]["sha256"] == trained.lineage["dataset"]["sha256"]
+        evaluations = _evaluations(registry, "quick")
+        assert len(evaluations) == 2
+        assert evaluations[0]["dataset"]["name"] == "digits"
+        assert evaluations[0]["metrics"]["accuracy"] == trained.metrics["accuracy"]
+        assert registry.get_version("quick", 1) == trained  # metrics untouched
+
+        out = tmp_path / "out"
+        out.mkdir()
+        ok(
+            maas(
+                tmp_path,
+                "models",
+                "download",
+                "quick",
+                "1",
+                "--format",
+                "torchscript",
+                "-o",
+                str(out),
+            )
+        )
+        path = registry.artifact_path(trained, "torchscript")
+        assert (out / "quick-1.pt").read_bytes() == path.read_bytes()
+        line = one_error_line(
+            maas(tmp_path, "models", "download", "quick", "1", "--format", "x", "-o", str(out))
+        )
+        assert "no 'x' artifact; it has: onnx, torchscript" in line
+        assert "torchscript" in ok(maas(tmp_path, "models", "show", "quick", "1"))
+    finally:
+        registry.close()
+
+
+def test_evaluate_an_uploaded_onnx_version_on_an_npz_file(
+    tmp_path: Path, registry: Registry
+) -> None:
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((90, 4)).astype(np.float32)
+    y = np.repeat(np.arange(3), 30)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+
+    report = json.loads(
+        ok(maas(tmp_path, "evaluate", "linear", "1", "-d", str(tmp_path / "data.npz"), "--json"))
+    )
+    assert report["dataset"] == {
+        "name": "data.npz",
+        "sha256": report["dataset"]["sha256"],
+        "split": "validation",
+        "rows": 18,
+    }
+    assert report["parameter_count"] is None
+    assert len(report["confusion_matrix"]) == 3 and report["num_samples"] == 18
+    assert 0.0 <= report["accuracy"] <= 1.0
+    [audited] = _evaluations(registry, "linear")
+    assert audited["metrics"]["accuracy"] == report["accuracy"]
+    assert "parameter_count" not in audited["metrics"]
+
+
+def test_evaluate_refuses_a_dataset_that_does_not_fit_the_signature(
+    tmp_path: Path, registry: Registry
+) -> None:
+    pytest.importorskip("sklearn")
+    line = one_error_line(maas(tmp_path, "evaluate", "linear", "1", "--dataset", "digits"))
+    assert "samples are [64] but input 'input' takes [-1, 4]" in line
+    assert _evaluations(registry, "linear") == []
 
 
 # -- predict ----------------------------------------------------------------------------------

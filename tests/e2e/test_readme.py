@@ -92,3 +92,15 @@ def test_readme_job_spec_example_is_a_valid_spec() -> None:
     assert block is not None
     spec = parse_spec(yaml.safe_load(block.group(1)))
     assert spec.model.name == "cnn" and spec.dataset.kind == "images"
+
+
+def test_readme_training_tour_spec_is_a_valid_spec() -> None:
+    import yaml
+
+    from maas.training.spec import parse_spec
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"cat > cnn.yaml <<'YAML'\n(.*?)\nYAML\n", readme, re.DOTALL)
+    assert block is not None
+    spec = parse_spec(yaml.safe_load(block.group(1)))
+    assert (spec.model.name, spec.dataset.kind, spec.model_name) == ("cnn", "digits", "digits")

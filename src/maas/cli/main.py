@@ -8,8 +8,9 @@ import typer
 from pydantic import ValidationError
 
 from maas import __version__
-from maas.cli import alias, db, models
+from maas.cli import alias, db, jobs, models
 from maas.cli.console import console, report_error
+from maas.cli.evaluate import evaluate
 from maas.cli.predict import predict
 from maas.cli.serve import quickstart, serve
 from maas.cli.train import train
@@ -30,6 +31,8 @@ app.command(help=quickstart.__doc__)(quickstart)
 app.command(help=serve.__doc__)(serve)
 app.command(help=train.__doc__)(train)
 app.command(help=predict.__doc__)(predict)
+app.command(help=evaluate.__doc__)(evaluate)
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
 app.add_typer(db.app, name="db")

@@ -1,8 +1,9 @@
-"""``maas models``: list, show and upload model versions."""
+"""``maas models``: list, show, upload and download model versions."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from maas.serving.model_config import parse_model_config
 from maas.serving.uploads import register_upload
 from maas.training.compare import compare_reports
 
-app = typer.Typer(help="List, show and upload model versions.", no_args_is_help=True)
+app = typer.Typer(
+    help="List, show and upload model versions, and download their artifacts.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -59,6 +62,13 @@ def _print_version(version: ModelVersion, aliases: list[str]) -> None:
         f"format {version.artifact_format}, {version.size_bytes:,} bytes, "
         f"sha256 {version.artifact_sha256}, created {version.created_at:%Y-%m-%d %H:%M:%S %Z}"
     )
+    artifacts = Table("format", "size (bytes)", "sha256", "", title="artifacts")
+    for artifact_format, artifact in version.artifacts.items():
+        served = "served" if artifact_format == version.artifact_format else ""
+        artifacts.add_row(
+            artifact_format, f"{artifact['size_bytes']:,}", artifact["sha256"], served
+        )
+    console.print(artifacts)
     signature = Table("", "name", "datatype", "shape", title="signature")
     for kind, specs in (("input", version.signature.inputs), ("output", version.signature.outputs)):
         for spec in specs:
@@ -110,6 +120,32 @@ def upload(
         f"registered [bold]{version.model_name}[/] version [bold]{version.version}[/] "
         f"(sha256 {version.artifact_sha256[:12]})"
     )
+
+
+_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+@app.command("download")
+def download(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Version number or alias."),
+    artifact_format: str = typer.Option(
+        None, "--format", help="Which artifact (e.g. torchscript); default: the served one."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="File to write, or a folder to write NAME-VERSION.EXT in."
+    ),
+) -> None:
+    """Copy one of a version's artifacts out of the store (checked against its sha256)."""
+    with open_registry() as registry:
+        found = registry.resolve(name, version)
+        source = registry.artifact_path(found, artifact_format)
+    chosen = artifact_format or found.artifact_format
+    target = output
+    if output.is_dir():
+        target = output / f"{name}-{found.version}{_SUFFIXES.get(chosen, '.' + chosen)}"
+    shutil.copyfile(source, target)
+    console.print(f"wrote {chosen} artifact of {name} version {found.version} to {target}")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

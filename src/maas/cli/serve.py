@@ -8,7 +8,8 @@ import typer
 
 from maas.cli.console import console, settings
 from maas.cli.examples import write_digits_example
-from maas.cli.train import run_training
+from maas.cli.job_client import LocalJobClient
+from maas.cli.train import submit_and_follow
 from maas.config import Settings
 from maas.errors import NotFoundError
 from maas.registry.service import Registry
@@ -54,7 +55,11 @@ def quickstart(
             version = registry.resolve("digits")
             console.print(f"digits version {version.version} is registered; skipping training")
         except NotFoundError:
-            version = run_training(registry)
+            client = LocalJobClient()
+            try:
+                submit_and_follow(client, {"model_name": "digits"})
+            finally:
+                client.close()
         _print_try_it(current)
         run_server(current, registry)
     finally:

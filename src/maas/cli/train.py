@@ -1,63 +1,48 @@
-"""``maas train``: train a model, evaluate it, export ONNX and register a new version."""
+"""``maas train``: submit a training job, then follow it live until it registers a version."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from maas.cli.console import console, fail, open_registry
-from maas.registry.entities import ModelVersion
-from maas.registry.service import Registry
+from maas.cli.console import console
+from maas.cli.follow import follow_job
+from maas.cli.job_client import JobClient, job_client
+from maas.cli.jobs import SERVER_OPTION
 
-if TYPE_CHECKING:
-    from maas.training.spec import JobSpec
+__all__ = ["submit_and_follow", "train"]
 
 
-def _spec_from_flags(**flags: object) -> JobSpec:
-    from maas.training.pipeline import TrainOptions
-    from maas.training.trainer import TrainConfig
-
+def _document_from_flags(**flags: Any) -> dict[str, Any]:
     names = ("epochs", "batch_size", "learning_rate", "seed")
-    config = TrainConfig(**{k: flags[k] for k in names if flags[k] is not None})  # type: ignore[arg-type]  # only fields TrainConfig declares
-    return TrainOptions(
-        model_name=str(flags["name"]),
-        dataset=str(flags["dataset"]),
-        model=str(flags["model"]),
-        config=config,
-    ).to_spec()
+    return {
+        "model_name": flags["name"],
+        "model": {"name": flags["model"]},
+        "dataset": {"kind": flags["dataset"]},
+        "hyperparameters": {k: flags[k] for k in names if flags[k] is not None},
+    }
 
 
-def run_training(registry: Registry, spec: JobSpec | None = None, **flags: object) -> ModelVersion:
-    """Train with a live progress bar; shared by ``maas train`` and ``maas quickstart``."""
-    try:
-        from maas.cli.progress import epoch_progress
-        from maas.training.pipeline import train_job
-    except ImportError as exc:
-        fail(f"training needs the torch extra ({exc.name} is missing): pip install 'maas[torch]'")
-    if spec is None:
-        defaults = {"name": "digits", "dataset": "digits", "model": "mlp"}
-        spec = _spec_from_flags(
-            **{
-                **defaults,
-                "epochs": None,
-                "batch_size": None,
-                "learning_rate": None,
-                "seed": None,
-                **flags,
-            }
-        )
-    title = f"training {spec.model_name} ({spec.model.name} on {spec.dataset.kind})"
-    with epoch_progress(title, spec.hyperparameters.epochs) as on_epoch:
-        version = train_job(registry, spec, on_epoch=on_epoch)
-    table = Table("metric", "value", title=f"{spec.model_name} version {version.version}")
-    for key, value in version.metrics.items():
-        if isinstance(value, int | float):
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    return version
+def submit_and_follow(
+    client: JobClient, document: dict[str, Any], *, detach: bool = False
+) -> dict[str, Any]:
+    """Submit ``document``, then follow the job to its end (unless ``detach``); exit 1 if it
+    does not succeed. Shared by ``maas train`` and ``maas quickstart``."""
+    job = client.submit(document)
+    console.print(
+        f"job [bold]{job['id']}[/] queued on {client.where}: "
+        f"{job['model']} ({job['spec']['model']['name']} on {job['spec']['dataset']['kind']}, "
+        f"{job['epochs']} epochs)"
+    )
+    if detach:
+        console.print(f"follow it with [bold]maas jobs follow {job['id']}[/]")
+        return job
+    final = follow_job(client, job["id"])
+    if final["state"] in ("failed", "cancelled"):
+        raise typer.Exit(1)
+    return final
 
 
 def train(
@@ -81,31 +66,28 @@ def train(
     epochs: int = typer.Option(None, min=1, help="Training epochs (default 30)."),
     batch_size: int = typer.Option(None, min=1, help="Mini-batch size (default 64)."),
     learning_rate: float = typer.Option(
-        None, "--lr", min=0.0, help="Adam learning rate (default 1e-3)."
+        None, "--lr", min=0.0, help="Learning rate (default 1e-3)."
     ),
     seed: int = typer.Option(None, help="Random seed for split, init and shuffling (default 0)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Submit and return; do not follow."),
+    server: str = SERVER_OPTION,
 ) -> None:
-    """Train a model, evaluate it on a held-out split, export ONNX, register a new version.
+    """Train a model as a job: evaluate it on held-out data, export ONNX and TorchScript,
+    register a new version.
 
-    A spec file (-f) can train mlp, cnn, resnet or your own package.module:factory on
-    digits, an .npz file (x, y), a CSV file (a label column) or an image folder (one
-    sub-folder per class), with SGD/Adam/AdamW, step or cosine schedules and early
-    stopping. It is checked before anything runs: errors name the field.
+    The job is submitted to the running server (or, with none, run by a worker process
+    started here), then followed with a live progress bar and one row per epoch; Ctrl-C
+    detaches without cancelling. A spec file (-f) can train mlp, cnn, resnet or your own
+    package.module:factory on digits, an .npz file (x, y), a CSV file (a label column) or
+    an image folder (one sub-folder per class), with SGD/Adam/AdamW, step or cosine
+    schedules and early stopping. It is checked before anything runs: errors name the field.
     """
-    with open_registry() as registry:
-        spec = None
-        if spec_file is not None:
-            try:
-                from maas.training.spec import load_spec
-            except ImportError as exc:
-                fail(
-                    f"training needs the torch extra ({exc.name} is missing): "
-                    "pip install 'maas[torch]'"
-                )
-            spec = load_spec(spec_file)
-        version = run_training(
-            registry,
-            spec,
+    if spec_file is not None:
+        from maas.training.spec import load_spec
+
+        document = load_spec(spec_file).model_dump(mode="json")
+    else:
+        document = _document_from_flags(
             name=name,
             dataset=dataset,
             model=model,
@@ -114,4 +96,8 @@ def train(
             learning_rate=learning_rate,
             seed=seed,
         )
-    console.print(f"registered [bold]{version.model_name}[/] version [bold]{version.version}[/]")
+    client = job_client(server)
+    try:
+        submit_and_follow(client, document, detach=detach)
+    finally:
+        client.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 from maas.protocol.signature import Signature
 
-__all__ = ["Alias", "AuditEvent", "ConfigRevision", "Model", "ModelVersion"]
+__all__ = ["Alias", "AuditEvent", "ConfigRevision", "Job", "JobLogLine", "Model", "ModelVersion"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,12 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
-    """One immutable, numbered version (1, 2, 3... per model) and the artifact it points at."""
+    """One immutable, numbered version (1, 2, 3... per model) and the artifact it points at.
+
+    ``artifact_*`` name the served artifact; ``artifacts`` maps every format the version
+    holds (the served one and extras such as ``torchscript``) to its ``sha256`` and
+    ``size_bytes``.
+    """
 
     model_name: str
     version: int
@@ -31,6 +36,7 @@ class ModelVersion:
     created_at: datetime
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +45,7 @@ class ModelVersion:
             "artifact_sha256": self.artifact_sha256,
             "format": self.artifact_format,
             "size_bytes": self.size_bytes,
+            "artifacts": self.artifacts,
             "signature": self.signature.to_dict(),
             "metrics": self.metrics,
             "lineage": self.lineage,
@@ -80,3 +87,78 @@ class ConfigRevision:
     config: dict[str, Any]
     actor: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A training job as the API shows it: state, progress, latest metrics, result.
+
+    ``epoch``/``step`` count finished epochs and steps within the current epoch;
+    ``checkpoint_epoch`` is the last epoch a resume can start after (0: none yet).
+    """
+
+    id: int
+    state: str
+    model_name: str
+    spec: dict[str, Any]
+    actor: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    eta_s: float | None
+    metrics: dict[str, Any]
+    error: str
+    version: int | None
+    cancel_requested: bool
+    checkpoint_epoch: int
+    worker: str
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "state": self.state,
+            "model": self.model_name,
+            "spec": self.spec,
+            "actor": self.actor,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "attempts": self.attempts,
+            "epoch": self.epoch,
+            "epochs": self.epochs,
+            "step": self.step,
+            "steps": self.steps,
+            "eta_s": self.eta_s,
+            "metrics": self.metrics,
+            "error": self.error,
+            "version": self.version,
+            "cancel_requested": self.cancel_requested,
+            "checkpoint_epoch": self.checkpoint_epoch,
+            "worker": self.worker,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogLine:
+    id: int
+    at: datetime
+    level: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "level": self.level,
+            "message": self.message,
+        }

@@ -6,6 +6,7 @@ transaction and the rules belong to ``service.Registry``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ from maas.registry.tables import (
     AuditEventRow,
     ModelRow,
     ModelVersionRow,
+    VersionArtifactRow,
     VersionConfigRow,
     utc_now,
 )
@@ -100,11 +102,16 @@ def find_alias(session: Session, model: ModelRow, name: str) -> AliasRow | None:
 
 
 def sha256_in_use(session: Session, sha256: str) -> bool:
-    """Whether any version points at this artifact (then it must not be deleted)."""
+    """Whether any version points at this artifact, served or extra (then it must stay)."""
     found = session.scalar(
         select(ModelVersionRow.id).where(ModelVersionRow.artifact_sha256 == sha256).limit(1)
     )
-    return found is not None
+    if found is not None:
+        return True
+    extra = session.scalar(
+        select(VersionArtifactRow.id).where(VersionArtifactRow.sha256 == sha256).limit(1)
+    )
+    return extra is not None
 
 
 def add_event(
@@ -130,9 +137,14 @@ def add_event(
 
 
 def add_version(
-    session: Session, model_name: str, row: ModelVersionRow, actor: str, description: str
+    session: Session,
+    model_name: str,
+    row: ModelVersionRow,
+    actor: str,
+    description: str,
+    extra_artifacts: Sequence[VersionArtifactRow] = (),
 ) -> ModelVersionRow:
-    """Give ``row`` the model's next number and add it with its audit events.
+    """Give ``row`` the model's next number and add it, its extra artifacts and audit events.
 
     The model row is created on the first version; otherwise it is locked
     (``SELECT ... FOR UPDATE``) so that concurrent writers on PostgreSQL number in turn.
@@ -146,11 +158,17 @@ def add_version(
     row.model = model
     row.version = next_version_number(session, model)
     session.add(row)
-    details = {
+    details: dict[str, Any] = {
         "sha256": row.artifact_sha256,
         "format": row.artifact_format,
         "size_bytes": row.size_bytes,
     }
+    if extra_artifacts:
+        session.flush()  # the version's id, which the artifact rows point at
+        for artifact in extra_artifacts:
+            artifact.version_id = row.id
+            session.add(artifact)
+        details["extra_artifacts"] = {a.format: a.sha256 for a in extra_artifacts}
     add_event(
         session, "version.create", model_name, actor=actor, version=row.version, details=details
     )
@@ -173,6 +191,10 @@ def to_version(row: ModelVersionRow) -> ModelVersion:
         created_at=row.created_at,
         metrics=dict(row.metrics),
         lineage=dict(row.lineage),
+        artifacts={
+            row.artifact_format: {"sha256": row.artifact_sha256, "size_bytes": row.size_bytes}
+        }
+        | {a.format: {"sha256": a.sha256, "size_bytes": a.size_bytes} for a in row.extra_artifacts},
     )
 
 

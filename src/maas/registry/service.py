@@ -2,7 +2,7 @@
 
 Rules kept here: names are validated before any write; versions are numbered 1, 2, 3...
 per model inside the inserting transaction; every change writes its audit event in the
-same transaction; a version and its artifact appear together or not at all.
+same transaction; a version and its artifacts appear together or not at all.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from maas.registry import repository as repo
 from maas.registry.engine import create_registry_engine, writing
 from maas.registry.entities import Alias, AuditEvent, ConfigRevision, Model, ModelVersion
 from maas.registry.gate import GateFailedError, check_rules, failed_rules
+from maas.registry.jobs import JobBook
 from maas.registry.names import (
     PRODUCTION_ALIAS,
     check_alias_name,
@@ -35,10 +36,11 @@ from maas.registry.tables import (
     ModelGateRow,
     ModelRow,
     ModelVersionRow,
+    VersionArtifactRow,
     utc_now,
 )
 from maas.registry.transactions import transaction
-from maas.store import ArtifactStore, LocalStore
+from maas.store import ArtifactStore, LocalStore, StoredArtifact
 
 __all__ = ["Registry"]
 
@@ -61,6 +63,7 @@ class Registry:
         self._store = store
         self._reads = sessionmaker(self._engine, expire_on_commit=False)
         self._writes = sessionmaker(writing(self._engine), expire_on_commit=False)
+        self.jobs = JobBook(self._reads, self._writes)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> Registry:
@@ -98,24 +101,35 @@ class Registry:
         actor: str = "cli",
         description: str = "",
         config: dict[str, Any] | None = None,
+        extra_artifacts: dict[str, Path] | None = None,
     ) -> ModelVersion:
         """Store ``artifact`` and record it as the model's next version (the model is created
         on its first version, with ``description``; later descriptions are ignored).
 
         ``config``, if given, becomes the version's first config revision in the same
-        transaction."""
+        transaction. ``extra_artifacts`` (format -> file, e.g. ``{"torchscript": path}``)
+        are stored and recorded with the version, in the same transaction; the primary
+        artifact stays the one served."""
         check_model_name(model_name)
         check_artifact_format(artifact_format)
+        extras = dict(extra_artifacts or {})
+        for extra_format in extras:
+            check_artifact_format(extra_format)
+            if extra_format == artifact_format:
+                raise InvalidInputError(
+                    f"extra artifact format {extra_format!r} is the version's primary format",
+                    {"format": extra_format},
+                )
         metrics = check_json_object("metrics", metrics)
         lineage = check_json_object("lineage", lineage)
         if config is not None:
             config = check_json_object("config", config)
         signature_json = signature.to_dict()
+        stored_extras: dict[str, StoredArtifact] = {}
+        stored = self._put(artifact)
         try:
-            stored = self._store.put_file(Path(artifact))
-        except FileNotFoundError:
-            raise NotFoundError(f"artifact file {str(artifact)!r} not found") from None
-        try:
+            for extra_format, path in extras.items():
+                stored_extras[extra_format] = self._put(path)
             for attempt in range(_REGISTER_ATTEMPTS):
                 try:
                     with transaction(self._writes) as session:
@@ -128,7 +142,13 @@ class Registry:
                             lineage=lineage,
                             created_at=utc_now(),
                         )
-                        repo.add_version(session, model_name, row, actor, description)
+                        extra_rows = [
+                            VersionArtifactRow(
+                                format=extra_format, sha256=item.sha256, size_bytes=item.size_bytes
+                            )
+                            for extra_format, item in stored_extras.items()
+                        ]
+                        repo.add_version(session, model_name, row, actor, description, extra_rows)
                         if config is not None:
                             repo.add_config(session, row, config, actor)
                         return repo.to_version(row)
@@ -139,8 +159,16 @@ class Registry:
                     time.sleep(0.01 * (attempt + 1))
             raise AssertionError("unreachable")  # pragma: no cover
         except BaseException:
-            self._discard_unreferenced(stored.sha256)
+            written = [stored.sha256, *(a.sha256 for a in stored_extras.values())]
+            for sha256 in dict.fromkeys(written):
+                self._discard_unreferenced(sha256)
             raise
+
+    def _put(self, artifact: Path) -> StoredArtifact:
+        try:
+            return self._store.put_file(Path(artifact))
+        except FileNotFoundError:
+            raise NotFoundError(f"artifact file {str(artifact)!r} not found") from None
 
     def list_models(self) -> list[Model]:
         with transaction(self._reads) as session:
@@ -334,9 +362,51 @@ class Registry:
         with transaction(self._reads) as session:
             return [repo.to_event(row) for row in session.scalars(query)]
 
-    def artifact_path(self, version: ModelVersion) -> Path:
-        """A local path to the version's artifact, verified against its sha256."""
-        return self._store.path(version.artifact_sha256)
+    def artifact_path(self, version: ModelVersion, artifact_format: str | None = None) -> Path:
+        """A local path to the version's served artifact, or to its ``artifact_format`` one,
+        verified against its sha256 (NotFoundError naming the formats it has otherwise).
+
+        >>> registry.artifact_path(version, "torchscript")  # doctest: +SKIP
+        PosixPath('.maas/artifacts/sha256/3f/3f0c...')
+        """
+        if artifact_format is None or artifact_format == version.artifact_format:
+            return self._store.path(version.artifact_sha256)
+        found = version.artifacts.get(artifact_format)
+        if found is None:
+            available = sorted({version.artifact_format, *version.artifacts})
+            raise NotFoundError(
+                f"version {version.version} of model {version.model_name!r} has no "
+                f"{artifact_format!r} artifact; it has: {', '.join(available)}",
+                {
+                    "model": version.model_name,
+                    "version": version.version,
+                    "format": artifact_format,
+                    "available": available,
+                },
+            )
+        return self._store.path(str(found["sha256"]))
+
+    def record_evaluation(
+        self, name: str, version: int, details: dict[str, Any], *, actor: str = "cli"
+    ) -> AuditEvent:
+        """Append a ``version.evaluated`` audit event; the version itself stays as it was.
+
+        ``details`` says on what and how well (dataset name and hash, scalar metrics).
+        """
+        details = check_json_object("details", details)
+        with transaction(self._writes) as session:
+            model = repo.require_model(session, name)
+            target = repo.require_version(session, model, int(version))
+            row = repo.add_event(
+                session,
+                "version.evaluated",
+                name,
+                actor=actor,
+                version=target.version,
+                details=details,
+            )
+            session.flush()
+            return repo.to_event(row)
 
     def change_token(self) -> tuple[int, int]:
         """(newest audit event id, number of versions): changes whenever anything changed."""

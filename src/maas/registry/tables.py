@@ -13,8 +13,10 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -31,10 +33,14 @@ __all__ = [
     "AliasRow",
     "AuditEventRow",
     "Base",
+    "JobEpochRow",
+    "JobLogRow",
+    "JobRow",
     "ModelGateRow",
     "ModelRow",
     "ModelVersionRow",
     "UTCDateTime",
+    "VersionArtifactRow",
     "VersionConfigRow",
     "utc_now",
 ]
@@ -106,6 +112,23 @@ class ModelVersionRow(Base):
     created_at: Mapped[datetime]
 
     model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
+    # Read-only: extra artifacts are inserted by version_id, so a version row never turns dirty.
+    extra_artifacts: Mapped[list[VersionArtifactRow]] = relationship(
+        viewonly=True, lazy="selectin", order_by="VersionArtifactRow.format"
+    )
+
+
+class VersionArtifactRow(Base):
+    """A version's artifact besides the served one (TorchScript beside ONNX); immutable."""
+
+    __tablename__ = "version_artifacts"
+    __table_args__ = (UniqueConstraint("version_id", "format"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    format: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
 
 
 class AliasRow(Base):
@@ -163,8 +186,69 @@ class ModelGateRow(Base):
     updated_at: Mapped[datetime]
 
 
+class JobRow(Base):
+    """One training job and its live progress; the worker process updates it as it runs."""
+
+    __tablename__ = "jobs"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    spec: Mapped[dict[str, Any]]
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    epochs: Mapped[int] = mapped_column(Integer, default=0)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    eta_s: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]]
+    error: Mapped[str] = mapped_column(Text, default="")
+    result_version: Mapped[int | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    checkpoint_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    worker_host: Mapped[str] = mapped_column(String(255), default="")
+    worker_pid: Mapped[int | None]
+
+
+class JobEpochRow(Base):
+    """A job's metrics after one epoch: the history behind ``/api/jobs/{id}/metrics``."""
+
+    __tablename__ = "job_epochs"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    epoch: Mapped[int]
+    metrics: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
+
+
+class JobLogRow(Base):
+    """One line of a job's log, in the order written (ids only grow)."""
+
+    __tablename__ = "job_logs"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    at: Mapped[datetime]
+    level: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+
+
 def _refuse_version_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
     raise RuntimeError(f"model versions are immutable (version id {target.id})")
+
+
+def _refuse_artifact_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    raise RuntimeError(f"version artifacts are immutable (artifact id {target.id})")
 
 
 def _refuse_audit_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
@@ -176,5 +260,6 @@ def _refuse_config_update(mapper: Mapper[Any], connection: Any, target: Any) -> 
 
 
 event.listen(ModelVersionRow, "before_update", _refuse_version_update)
+event.listen(VersionArtifactRow, "before_update", _refuse_artifact_update)
 event.listen(AuditEventRow, "before_update", _refuse_audit_update)
 event.listen(VersionConfigRow, "before_update", _refuse_config_update)

@@ -16,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from maas.config import Settings
+from maas.jobs.runner import LocalJobRunner
 from maas.registry.service import Registry
 from maas.serving.app import build_app
 
@@ -36,12 +37,15 @@ def app_from_environment() -> ASGIApp:
     return build_app(Settings())
 
 
-def serve(settings: Settings, registry: Registry | None = None, log_level: str = "info") -> None:
-    """Serve every registered model until interrupted (Ctrl-C or SIGTERM)."""
-    if settings.workers > 1:
-        if registry is not None:
-            registry.upgrade()  # migrate once here, not racing in every worker
-        os.environ.update(settings.as_environment())
+def _serve_workers(settings: Settings, registry: Registry | None, log_level: str) -> None:
+    """Several server processes; this parent runs the jobs, so the concurrency holds once."""
+    owned = registry is None
+    registry = registry or Registry.from_settings(settings, upgrade=False)
+    registry.upgrade()  # migrate once here, not racing in every worker
+    runner = LocalJobRunner(registry.jobs, settings)
+    os.environ.update(settings.model_copy(update={"job_concurrency": 0}).as_environment())
+    runner.start()
+    try:
         uvicorn.run(
             "maas.serving.server:app_from_environment",
             factory=True,
@@ -51,6 +55,16 @@ def serve(settings: Settings, registry: Registry | None = None, log_level: str =
             log_level=log_level,
             **_UVICORN_OPTIONS,
         )
+    finally:
+        runner.stop()
+        if owned:
+            registry.close()
+
+
+def serve(settings: Settings, registry: Registry | None = None, log_level: str = "info") -> None:
+    """Serve every registered model until interrupted (Ctrl-C or SIGTERM)."""
+    if settings.workers > 1:
+        _serve_workers(settings, registry, log_level)
         return
     app = build_app(settings, registry)
     config = uvicorn.Config(

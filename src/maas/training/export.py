@@ -20,6 +20,7 @@ __all__ = [
     "OPSET",
     "export_onnx",
     "export_torchscript",
+    "load_torchscript",
     "verify_onnx",
     "verify_torchscript",
 ]
@@ -170,6 +171,17 @@ def export_torchscript(
         traced = torch.jit.trace(model, (sample,))  # type: ignore[no-untyped-call]  # unannotated
         torch.jit.save(traced, str(path))
     verify_torchscript(model, sample, path, max_abs_diff=max_abs_diff)
+
+
+def load_torchscript(path: Path) -> torch.jit.ScriptModule:
+    """Load a TorchScript file onto the CPU, without torch's deprecation notices.
+
+    Only for files maas wrote itself (a trained version's artifact, read from the store on a
+    hash-verified path): a TorchScript archive is a zip that may hold pickled data.
+    """
+    with _quiet_torchscript():
+        loaded: torch.jit.ScriptModule = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]  # untyped
+    return loaded
 
 
 def verify_torchscript(

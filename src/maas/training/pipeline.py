@@ -1,11 +1,13 @@
 """Train, evaluate, export and register in one call: the path from a job spec to a version.
 
-``train_job`` is the one path; ``TrainOptions`` (the ``maas train`` flags) is turned into
-a ``JobSpec`` and goes the same way.
+``train_job`` is the one path: a job's worker process calls it with hooks that report
+progress, and tests call it directly. Each phase is logged on ``maas.training`` (a job's
+log shows them).
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,34 +19,31 @@ import onnxruntime as ort
 import torch
 
 import maas
-from maas.errors import InvalidInputError
 from maas.protocol.signature import Signature
 from maas.registry.entities import ModelVersion
 from maas.training.datasets import Dataset, load_dataset
-from maas.training.export import export_onnx
+from maas.training.export import export_onnx, export_torchscript
+from maas.training.finetune import TORCHSCRIPT, VersionReader, load_parent_weights
 from maas.training.report import SCALAR_METRICS, evaluation_report
 from maas.training.signature import onnx_signature
-from maas.training.spec import DatasetSpec, Hyperparameters, JobSpec, ModelSpec
+from maas.training.spec import JobSpec
 from maas.training.trainer import EpochReport, TrainConfig, train
 from maas.training.zoo import ClassifierHead, build_model, parameter_count
 
 __all__ = [
-    "DATASETS",
-    "MODELS",
-    "TrainOptions",
+    "TrainingHooks",
     "VersionRegistrar",
-    "train_and_register",
     "train_job",
 ]
 
-DATASETS: Final[tuple[str, ...]] = ("digits",)
-MODELS: Final[tuple[str, ...]] = ("mlp", "cnn", "resnet")
 
 _EXPORT_SAMPLE_ROWS: Final = 16
+_log = logging.getLogger("maas.training")
 
 
-class VersionRegistrar(Protocol):
-    """The one registry call training needs; keeps training off registry internals."""
+class VersionRegistrar(VersionReader, Protocol):
+    """The registry calls training needs (``init_from`` reads the parent version through
+    ``VersionReader``); keeps training off registry internals."""
 
     def register_version(
         self,
@@ -57,45 +56,25 @@ class VersionRegistrar(Protocol):
         metrics: dict[str, Any],
         lineage: dict[str, Any],
         actor: str,
+        extra_artifacts: dict[str, Path] | None = None,
     ) -> ModelVersion: ...
 
 
-def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidInputError(
-            f"{field_name}: unknown {value!r}; choose one of: {', '.join(choices)}",
-            {"field": field_name, "value": value, "choices": list(choices)},
-        )
-
-
 @dataclass(frozen=True, slots=True)
-class TrainOptions:
-    """What ``maas train`` flags ask for; checked on construction."""
+class TrainingHooks:
+    """How a caller watches, checkpoints and resumes a run (a job runner uses all of them).
 
-    model_name: str = "digits"
-    dataset: str = "digits"
-    model: str = "mlp"
-    config: TrainConfig = field(default_factory=TrainConfig)
+    ``on_step(epoch, step, steps)`` may raise to stop the run (a cancelled job does);
+    ``checkpoint(epoch, state)`` receives the trainer's resumable state after every
+    epoch, and ``resume_from`` hands such a state back; ``lineage`` is merged into the
+    version's lineage (a job records its id there).
+    """
 
-    def __post_init__(self) -> None:
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("model", self.model, MODELS)
-
-    def to_spec(self) -> JobSpec:
-        c = self.config
-        options = {"hidden": list(c.hidden)} if self.model == "mlp" else {}
-        return JobSpec(
-            model_name=self.model_name,
-            model=ModelSpec(name=self.model, options=options),
-            dataset=DatasetSpec(kind="digits"),
-            hyperparameters=Hyperparameters(
-                epochs=c.epochs,
-                batch_size=c.batch_size,
-                learning_rate=c.learning_rate,
-                weight_decay=c.weight_decay,
-                seed=c.seed,
-            ),
-        )
+    on_epoch: Callable[[EpochReport], None] | None = None
+    on_step: Callable[[int, int, int], None] | None = None
+    checkpoint: Callable[[int, dict[str, Any]], None] | None = None
+    resume_from: dict[str, Any] | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
 
 
 def _train_config(spec: JobSpec) -> TrainConfig:
@@ -145,14 +124,27 @@ def train_job(
     registry: VersionRegistrar,
     spec: JobSpec,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    *,
+    hooks: TrainingHooks | None = None,
 ) -> ModelVersion:
     """Train what ``spec`` asks for and register the ONNX export with its evaluation.
 
     Metrics are measured on the test split when the spec has one, else on the
     validation split; ``metrics["evaluation"]`` holds the full report (per-class scores,
-    ROC-AUC, confusion matrix, latency, size, parameter count).
+    ROC-AUC, confusion matrix, latency, size, parameter count). The same network is also
+    stored as a ``torchscript`` artifact of the version, which ``spec.init_from`` reads
+    to start a later run from these weights (lineage ``parent`` names it).
     """
     dataset = load_dataset(spec.dataset, spec.hyperparameters.seed)
+    _log.info(
+        "dataset %s: %d train, %d validation, %d test rows, %d classes (sha256 %s)",
+        dataset.name,
+        len(dataset.y_train),
+        len(dataset.y_val),
+        0 if dataset.y_test is None else len(dataset.y_test),
+        dataset.num_classes,
+        dataset.content_sha256[:12],
+    )
     model = build_model(
         spec.model.name,
         dataset.input_shape,
@@ -160,14 +152,41 @@ def train_job(
         spec.model.options,
         seed=spec.hyperparameters.seed,
     )
-    reports = train(model, dataset, _train_config(spec), on_epoch)
+    head = ClassifierHead(model)
+    parent: dict[str, Any] = {}
+    if spec.init_from is not None:
+        parent = {"parent": load_parent_weights(registry, spec.init_from, head)}
+    hooks = hooks or TrainingHooks(on_epoch=on_epoch)
+    config = _train_config(spec)
+    _log.info(
+        "model %s: %d parameters%s; training %d epochs on %s",
+        spec.model.name,
+        parameter_count(model),
+        f", starting from {spec.init_from}" if parent else "",
+        config.epochs,
+        config.resolved_device(),
+    )
+    reports = train(
+        model,
+        dataset,
+        config,
+        hooks.on_epoch or on_epoch,
+        on_step=hooks.on_step,
+        checkpoint=hooks.checkpoint,
+        resume_from=hooks.resume_from,
+    )
     x_eval, y_eval = dataset.x_val, dataset.y_val
     if dataset.x_test is not None and dataset.y_test is not None:
         x_eval, y_eval = dataset.x_test, dataset.y_test
     sample = torch.from_numpy(np.array(dataset.x_val[:_EXPORT_SAMPLE_ROWS]))
+    _log.info("exporting ONNX and TorchScript, each checked against torch")
     with tempfile.TemporaryDirectory(prefix="maas-train-") as workdir:
         onnx_path = Path(workdir) / f"{spec.model_name}.onnx"
-        export_onnx(ClassifierHead(model), sample, onnx_path, output_names=("logits", "label"))
+        export_onnx(head, sample, onnx_path, output_names=("logits", "label"))
+        torchscript_path = Path(workdir) / f"{spec.model_name}.pt"
+        export_torchscript(head, sample, torchscript_path)
+        split = "test" if dataset.x_test is not None else "validation"
+        _log.info("evaluating on the %s split (%d rows) with ONNX Runtime", split, len(y_eval))
         report = evaluation_report(
             onnx_path,
             x_eval,
@@ -184,19 +203,7 @@ def train_job(
             artifact_format="onnx",
             signature=onnx_signature(onnx_path),
             metrics=metrics,
-            lineage=_lineage(spec, dataset),
+            lineage=_lineage(spec, dataset) | parent | hooks.lineage,
             actor="train",
+            extra_artifacts={TORCHSCRIPT: torchscript_path},
         )
-
-
-def train_and_register(
-    registry: VersionRegistrar,
-    options: TrainOptions,
-    on_epoch: Callable[[EpochReport], None] | None = None,
-) -> ModelVersion:
-    """``train_job`` for the ``maas train`` flags.
-
-    >>> train_and_register(registry, TrainOptions(model_name="digits"))  # doctest: +SKIP
-    ModelVersion(model_name='digits', version=1, ...)
-    """
-    return train_job(registry, options.to_spec(), on_epoch)

@@ -178,12 +178,19 @@ class JobSpec(_Strict):
     init_from: str | None = Field(default=None, pattern=f"^{_MODEL_NAME}:{_VERSION_REF}$")
 
 
+# Error types whose message already says what was given (or there was nothing given).
+_NO_ECHO: Final = frozenset({"missing", "value_error"})
+
+
 def _refusal(error: ValidationError) -> InvalidInputError:
     """The first error leads the message with its field path; the rest follow it."""
     problems = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "spec"
         message = str(item["msg"]).removeprefix("Value error, ")
+        given = item.get("input")
+        if isinstance(given, str | int | float | bool) and item["type"] not in _NO_ECHO:
+            message += f", got {given!r}"
         problems.append({"field": field, "message": message})
     text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     return InvalidInputError(text, {"field": problems[0]["field"], "errors": problems})

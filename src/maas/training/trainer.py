@@ -203,12 +203,15 @@ def train(
     config: TrainConfig,
     on_epoch: Callable[[EpochReport], None] | None = None,
     *,
+    on_step: Callable[[int, int, int], None] | None = None,
     checkpoint: Callable[[int, dict[str, Any]], None] | None = None,
     resume_from: dict[str, Any] | None = None,
 ) -> list[EpochReport]:
     """Train ``model`` in place on ``dataset``'s train split; report each epoch.
 
-    Inputs may be 2-D features or (N, C, H, W) images. ``checkpoint(epoch, state)``
+    Inputs may be 2-D features or (N, C, H, W) images. ``on_step(epoch, step, steps)``
+    runs after every optimiser step (a job reports progress and stops there when
+    cancelled, by raising). ``checkpoint(epoch, state)``
     gets, after every epoch, a CPU copy of everything needed to continue; pass that
     state as ``resume_from`` to carry on at the next epoch (the returned history then
     includes the earlier epochs). With ``early_stopping_metric`` set, training stops after
@@ -252,7 +255,8 @@ def train(
             started, total_loss = time.monotonic(), 0.0
             model.train()
             order = torch.randperm(len(y_train), generator=shuffle).to(device)
-            for start in range(0, len(order), config.batch_size):
+            steps = -(-len(order) // config.batch_size)
+            for step, start in enumerate(range(0, len(order), config.batch_size), start=1):
                 batch = order[start : start + config.batch_size]
                 features = _augment(x_train[batch], config, augment)
                 optimizer.zero_grad()
@@ -260,6 +264,8 @@ def train(
                 loss.backward()
                 optimizer.step()
                 total_loss += loss.item() * len(batch)
+                if on_step is not None:
+                    on_step(epoch, step, steps)
             if scheduler is not None:
                 scheduler.step()
             val_loss, val_accuracy = _evaluate(model, x_val, y_val, loss_fn)

@@ -6,9 +6,11 @@ import asyncio
 import functools
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from maas.errors import InvalidInputError
@@ -33,12 +35,20 @@ class SignatureOut(BaseModel):
     outputs: list[TensorOut]
 
 
+class ArtifactOut(BaseModel):
+    sha256: str
+    size_bytes: int
+
+
 class VersionOut(BaseModel):
     model: str
     version: int
     artifact_sha256: str
     format: str
     size_bytes: int
+    artifacts: dict[str, ArtifactOut] = Field(
+        description="Every artifact by format: the served one and extras such as torchscript."
+    )
     signature: SignatureOut
     metrics: dict[str, Any]
     lineage: dict[str, Any]
@@ -96,6 +106,9 @@ def _version_out(v: ModelVersion) -> VersionOut:
 
 def _alias_out(a: Alias) -> AliasOut:
     return AliasOut(model=a.model_name, alias=a.name, version=a.version, updated_at=a.updated_at)
+
+
+_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 def _config_header(value: str | None) -> dict[str, Any] | None:
@@ -215,6 +228,28 @@ def management_router(
     async def delete_alias(name: str, alias: str) -> None:
         await asyncio.to_thread(registry.delete_alias, name, alias, actor="api")
         await deployments.sync()
+
+    @router.get(
+        "/models/{name}/versions/{ref}/artifacts/{artifact_format}",
+        summary="Download one of a version's artifacts (onnx, torchscript, ...)",
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"application/octet-stream": {}}},
+            404: {"description": "No such model, version or artifact format"},
+        },
+    )
+    async def download_artifact(name: str, ref: str, artifact_format: str) -> FileResponse:
+        def find() -> tuple[ModelVersion, Path]:
+            version = registry.resolve(name, ref)
+            return version, registry.artifact_path(version, artifact_format)
+
+        version, path = await asyncio.to_thread(find)
+        suffix = _SUFFIXES.get(artifact_format, f".{artifact_format}")
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",
+            filename=f"{name}-{version.version}{suffix}",
+        )
 
     def config_out(name: str, ref: str) -> ConfigOut:
         version = registry.resolve(name, ref)

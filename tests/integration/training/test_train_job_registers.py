@@ -14,17 +14,18 @@ import maas
 from maas.protocol.signature import Signature, TensorSpec
 from maas.registry import Registry
 from maas.training.datasets import load_digits
-from maas.training.pipeline import TrainOptions, train_and_register
+from maas.training.pipeline import train_job
+from maas.training.spec import parse_spec
 from maas.training.trainer import EpochReport, TrainConfig
 
 
-def test_train_and_register_creates_a_servable_version(registry: Registry) -> None:
+def test_train_job_creates_a_servable_version(registry: Registry) -> None:
     epochs: list[int] = []
 
     def on_epoch(report: EpochReport) -> None:
         epochs.append(report.epoch)
 
-    version = train_and_register(registry, TrainOptions(), on_epoch)
+    version = train_job(registry, parse_spec({}), on_epoch)
 
     config = TrainConfig()
     assert epochs == list(range(1, config.epochs + 1))
@@ -50,7 +51,7 @@ def test_train_and_register_creates_a_servable_version(registry: Registry) -> No
         "validation_rows": 360,
         "test_rows": 0,
     }
-    assert lineage["model"] == {"name": "mlp", "options": {"hidden": list(config.hidden)}}
+    assert lineage["model"] == {"name": "mlp", "options": {}}
     hyperparameters = lineage["hyperparameters"]
     assert hyperparameters["epochs"] == config.epochs
     assert hyperparameters["batch_size"] == config.batch_size

@@ -1,0 +1,140 @@
+"""``maas evaluate``: measure any registered version on a labelled dataset; audited."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.table import Table
+
+from maas.cli.console import console, fail, open_registry
+from maas.cli.identity import actor
+from maas.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from maas.training.spec import DatasetSpec
+
+
+def _dataset_spec(
+    dataset: str | None,
+    spec_file: Path | None,
+    label_column: str | None,
+    image_size: tuple[int, int] | None,
+    grayscale: bool,
+) -> tuple[DatasetSpec, int | None]:
+    """The dataset section (and the spec's seed) that the options describe."""
+    from maas.training.spec import load_spec, parse_spec
+
+    if (dataset is None) == (spec_file is None):
+        raise InvalidInputError("dataset: give exactly one of --dataset and --spec")
+    if spec_file is not None:
+        spec = load_spec(spec_file)
+        return spec.dataset, spec.hyperparameters.seed
+    assert dataset is not None
+    document: dict[str, Any] = {"kind": "digits"}
+    if dataset != "digits":
+        path = Path(dataset)
+        if path.is_dir():
+            document = {"kind": "images", "path": path, "grayscale": grayscale}
+            if image_size is not None:
+                document["image_size"] = image_size
+        elif path.suffix.lower() in (".npz", ".csv"):
+            document = {"kind": path.suffix.lower()[1:], "path": path}
+        else:
+            raise InvalidInputError(
+                f"dataset: {dataset!r} is not 'digits', an .npz or .csv file or an image folder",
+                {"field": "dataset"},
+            )
+    if label_column is not None:
+        document["label_column"] = label_column  # refused, naming the field, unless a CSV
+    return parse_spec({"dataset": document}).dataset, None
+
+
+def _number(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _print_report(name: str, version: int, report: dict[str, Any]) -> None:
+    dataset = report["dataset"]
+    console.print(
+        f"[bold]{name}[/] version [bold]{version}[/] on {dataset['name']} "
+        f"({dataset['split']} split, {dataset['rows']} rows, sha256 {dataset['sha256'][:12]})"
+    )
+    from maas.training.report import SCALAR_METRICS
+
+    scalars = Table("metric", "value", title="evaluation")
+    for key in SCALAR_METRICS:
+        if key in report:
+            scalars.add_row(key, _number(report[key]))
+    console.print(scalars)
+    per_class = Table("class", "precision", "recall", "f1", "roc_auc", "support", title="per class")
+    for row in report["per_class"]:
+        per_class.add_row(
+            row["class"],
+            *(_number(row[k]) for k in ("precision", "recall", "f1", "roc_auc")),
+            str(row["support"]),
+        )
+    console.print(per_class)
+    names = [row["class"] for row in report["per_class"]]
+    matrix = Table("true \\ predicted", *names, title="confusion matrix")
+    for label, counts in zip(names, report["confusion_matrix"], strict=True):
+        matrix.add_row(label, *(str(count) for count in counts))
+    console.print(matrix)
+
+
+def evaluate(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Version number or alias."),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        "-d",
+        help="digits, an .npz file (arrays x, y), a .csv file (with --label-column) "
+        "or an image folder (one sub-folder per class).",
+    ),
+    spec_file: Path = typer.Option(
+        None,
+        "--spec",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="A job spec file: its dataset section and seed are used.",
+    ),
+    label_column: str = typer.Option(None, "--label-column", help="The CSV's label column."),
+    image_size: tuple[int, int] = typer.Option(
+        None, "--image-size", metavar="H W", help="Resize images to height H, width W."
+    ),
+    grayscale: bool = typer.Option(False, "--grayscale", help="Read images as one channel."),
+    seed: int = typer.Option(None, help="Split seed (default: the spec's, else 0)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """Evaluate a registered version (trained or uploaded ONNX) on a labelled dataset.
+
+    Reports accuracy, macro and per-class precision/recall/F1, one-vs-rest ROC-AUC, the
+    confusion matrix, latency at batch 1 and 32, size and (for trained versions)
+    parameter count. Rows: the dataset is split as training would split it (same
+    validation/test fractions and seed) and the test split is used when it has one
+    (a spec's test_path or test_fraction), else the validation split, so a version
+    trained on it is measured on rows it never saw. The result is recorded in the audit
+    log (version.evaluated); the version's own metrics do not change.
+    """
+    try:
+        from maas.training.version_report import audit_details, evaluate_version, held_out
+    except ImportError as exc:
+        fail(f"evaluation needs the torch extra ({exc.name} is missing): pip install 'maas[torch]'")
+    if importlib.util.find_spec("sklearn") is None:  # the metrics and the splits use it
+        fail("evaluation needs the torch extra (sklearn is missing): pip install 'maas[torch]'")
+    dataset_spec, spec_seed = _dataset_spec(dataset, spec_file, label_column, image_size, grayscale)
+    rows = held_out(dataset_spec, seed if seed is not None else (spec_seed or 0))
+    with open_registry() as registry:
+        found = registry.resolve(name, version)
+        report = evaluate_version(registry, found, rows)
+        registry.record_evaluation(name, found.version, audit_details(report), actor=actor())
+    if as_json:
+        console.print_json(data=report)
+    else:
+        _print_report(name, found.version, report)

@@ -1,0 +1,124 @@
+"""Following a job in the terminal: a live progress bar, one table row per epoch, its log.
+
+Polls the job (through either job client) until it ends. Ctrl-C detaches: the job goes
+on, and ``maas jobs follow ID`` picks it up again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.table import Table
+
+from maas.cli.console import console
+from maas.cli.job_client import JobClient
+
+__all__ = ["TERMINAL", "follow_job", "job_summary"]
+
+TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled"})
+_POLL_S: Final = 0.5
+_EPOCH_COLUMNS: Final = ("train_loss", "val_loss", "val_accuracy", "seconds")
+_STATE_STYLE: Final = {
+    "queued": "yellow",
+    "running": "cyan",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+def _eta(job: dict[str, Any]) -> str:
+    eta = job.get("eta_s")
+    if eta is None:
+        return ""
+    minutes, seconds = divmod(int(eta), 60)
+    return f"ETA {minutes}:{seconds:02d}"
+
+
+def _epoch_row(epoch: dict[str, Any]) -> str:
+    cells = [f"{epoch['epoch']:>5}"] + [
+        f"{epoch[name]:>12.4f}" if isinstance(epoch.get(name), int | float) else f"{'-':>12}"
+        for name in _EPOCH_COLUMNS
+    ]
+    return " ".join(cells)
+
+
+def job_summary(job: dict[str, Any]) -> str:
+    """One line: id, state, model, progress."""
+    style = _STATE_STYLE.get(job["state"], "white")
+    progress = f"epoch {job['epoch']}/{job['epochs']}"
+    if job["state"] == "running" and job.get("steps"):
+        progress += f", step {job['step']}/{job['steps']}"
+    result = f" -> version {job['version']}" if job.get("version") else ""
+    return f"job {job['id']} [{style}]{job['state']}[/] {job['model']} {progress}{result}"
+
+
+def _final_table(job: dict[str, Any]) -> Table:
+    table = Table("metric", "value", title=f"{job['model']} version {job['version']}")
+    for key, value in job["metrics"].items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+    return table
+
+
+def follow_job(client: JobClient, job_id: int) -> dict[str, Any]:
+    """Show the job live until it ends (or Ctrl-C detaches); returns its last state."""
+    job = client.get(job_id)
+    shown_epochs, last_log = 0, 0
+    header_printed = False
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(f"job {job_id}", total=max(1, job["epochs"]), detail="")
+            while True:
+                for line in client.logs(job_id, after=last_log):
+                    last_log = line["id"]
+                    if not line["message"].startswith("epoch "):
+                        level = line["level"]
+                        style = {"error": "red", "warning": "yellow"}.get(level, "dim")
+                        progress.console.print(
+                            f"[{style}]{escape(line['message'])}[/]", highlight=False
+                        )
+                if job["epoch"] > shown_epochs or job["state"] in TERMINAL:
+                    for epoch in client.epochs(job_id)[shown_epochs:]:
+                        if not header_printed:
+                            names = "".join(f"{name:>13}" for name in _EPOCH_COLUMNS)
+                            progress.console.print(f"[bold]epoch{names}[/]")
+                            header_printed = True
+                        progress.console.print(_epoch_row(epoch), highlight=False)
+                        shown_epochs = epoch["epoch"]
+                fraction = job["step"] / job["steps"] if job.get("steps") else 0.0
+                progress.update(
+                    task,
+                    total=max(1, job["epochs"]),
+                    completed=job["epoch"] + fraction,
+                    description=f"job {job_id} {job['state']}",
+                    detail=_eta(job),
+                )
+                if job["state"] in TERMINAL:
+                    break
+                time.sleep(_POLL_S)
+                job = client.get(job_id)
+    except KeyboardInterrupt:
+        console.print(
+            f"\ndetached; job {job_id} goes on. Follow it again with "
+            f"[bold]maas jobs follow {job_id}[/], stop it with [bold]maas jobs cancel {job_id}[/]"
+        )
+        return job
+    if job["state"] == "succeeded":
+        console.print(_final_table(job))
+        console.print(
+            f"job {job_id} [green]succeeded[/]: registered [bold]{job['model']}[/] "
+            f"version [bold]{job['version']}[/]"
+        )
+    else:
+        console.print(job_summary(job) + (f": {escape(job['error'])}" if job["error"] else ""))
+    return job

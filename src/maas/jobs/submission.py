@@ -1,0 +1,87 @@
+"""Submitting a job: the spec is validated in full before anything is queued.
+
+Validation loads the dataset and imports the user's model factory, which is user code
+and may take memory; it runs in a short-lived child process (``python -m
+maas.jobs.validate``) so that neither happens inside the serving process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from typing import Any, Final
+
+from maas.errors import InvalidInputError, NotFoundError, UnavailableError
+from maas.registry.entities import Job
+from maas.registry.service import Registry
+from maas.training.spec import parse_spec
+
+__all__ = ["VALIDATION_TIMEOUT_S", "submit_job", "training_available", "validate_document"]
+
+VALIDATION_TIMEOUT_S: Final = 300.0
+
+
+def training_available() -> bool:
+    """Whether this environment can run jobs (the ``maas[torch]`` extra is installed)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def validate_document(document: dict[str, Any]) -> dict[str, Any]:
+    """The spec as a canonical JSON document, or ``InvalidInputError`` naming the field."""
+    spec = parse_spec(document)  # cheap checks first, in this process
+    canonical = spec.model_dump(mode="json")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "maas.jobs.validate"],
+            input=json.dumps(canonical),
+            capture_output=True,
+            text=True,
+            timeout=VALIDATION_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise InvalidInputError(
+            f"spec: validation took longer than {VALIDATION_TIMEOUT_S:g} s (dataset too large?)",
+            {"field": "spec"},
+        ) from None
+    try:
+        verdict = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise UnavailableError(
+            f"the spec validator exited with code {result.returncode}: "
+            f"{result.stderr.strip()[-500:] or 'no output'}"
+        ) from None
+    if "error" in verdict:
+        raise InvalidInputError(verdict["error"]["message"], verdict["error"]["details"])
+    return canonical
+
+
+def _check_parent(registry: Registry, init_from: str) -> None:
+    """``init_from`` must name a registered version with weights to start from (the
+    architecture's fit is checked when the job loads them)."""
+    name, _, ref = init_from.partition(":")
+    try:
+        parent = registry.resolve(name, ref)
+    except NotFoundError as error:
+        raise InvalidInputError(f"init_from: {error.message}", {"field": "init_from"}) from None
+    if "torchscript" not in parent.artifacts:
+        raise InvalidInputError(
+            f"init_from: version {parent.version} of {name!r} has no TorchScript weights to "
+            "start from (only versions trained by maas have them)",
+            {"field": "init_from"},
+        )
+
+
+def submit_job(registry: Registry, document: dict[str, Any], *, actor: str) -> Job:
+    """Validate ``document`` and queue it; nothing is queued if it is refused."""
+    if not training_available():
+        raise UnavailableError(
+            "this maas installation cannot train: install the torch extra "
+            "(pip install 'maas[torch]')"
+        )
+    canonical = validate_document(document)
+    if canonical.get("init_from"):
+        _check_parent(registry, canonical["init_from"])
+    return registry.jobs.submit(canonical["model_name"], canonical, actor=actor)

@@ -54,6 +54,10 @@ def test_train_follows_the_job_to_a_registered_version(tmp_path: Path, home: Pat
     out = ok(maas(tmp_path, "train", "--epochs", "3", "--name", "quick", timeout_s=180))
     assert "job 1 queued" in out
     assert "epoch   train_loss" in out  # the per-epoch table
+    lines = out.splitlines()
+    last_row = next(i for i, line in enumerate(lines) if line.startswith("    3 "))
+    exporting = next(i for i, line in enumerate(lines) if line.startswith("exporting ONNX"))
+    assert last_row < exporting, out  # rows and log lines in the order they happened
     assert "job 1 succeeded: registered quick version 1" in out
     registry: Registry = open_registry(home)
     try:

@@ -6,6 +6,7 @@ on, and ``maas jobs follow ID`` picks it up again.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ __all__ = ["TERMINAL", "follow_job", "job_summary"]
 TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled"})
 _POLL_S: Final = 0.5
 _EPOCH_COLUMNS: Final = ("train_loss", "val_loss", "val_accuracy", "seconds")
+_EPOCH_LINE: Final = re.compile(r"epoch (\d+)/\d+: ")
 _STATE_STYLE: Final = {
     "queued": "yellow",
     "running": "cyan",
@@ -65,10 +67,13 @@ def _final_table(job: dict[str, Any]) -> Table:
 
 
 def follow_job(client: JobClient, job_id: int) -> dict[str, Any]:
-    """Show the job live until it ends (or Ctrl-C detaches); returns its last state."""
+    """Show the job live until it ends (or Ctrl-C detaches); returns its last state.
+
+    Log lines and epoch rows print in the order they happened: an ``epoch N/M`` log line
+    is where the rows up to epoch N go.
+    """
     job = client.get(job_id)
     shown_epochs, last_log = 0, 0
-    header_printed = False
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -77,24 +82,30 @@ def follow_job(client: JobClient, job_id: int) -> dict[str, Any]:
     )
     try:
         with Progress(*columns, console=console, transient=True) as progress:
+
+            def print_epochs(up_to: int) -> None:
+                nonlocal shown_epochs
+                if up_to <= shown_epochs:
+                    return
+                for epoch in client.epochs(job_id)[shown_epochs:]:
+                    if shown_epochs == 0:
+                        names = "".join(f"{name:>13}" for name in _EPOCH_COLUMNS)
+                        progress.console.print(f"[bold]epoch{names}[/]")
+                    progress.console.print(_epoch_row(epoch), highlight=False)
+                    shown_epochs = epoch["epoch"]
+
             task = progress.add_task(f"job {job_id}", total=max(1, job["epochs"]), detail="")
             while True:
                 for line in client.logs(job_id, after=last_log):
                     last_log = line["id"]
-                    if not line["message"].startswith("epoch "):
-                        level = line["level"]
-                        style = {"error": "red", "warning": "yellow"}.get(level, "dim")
-                        progress.console.print(
-                            f"[{style}]{escape(line['message'])}[/]", highlight=False
-                        )
-                if job["epoch"] > shown_epochs or job["state"] in TERMINAL:
-                    for epoch in client.epochs(job_id)[shown_epochs:]:
-                        if not header_printed:
-                            names = "".join(f"{name:>13}" for name in _EPOCH_COLUMNS)
-                            progress.console.print(f"[bold]epoch{names}[/]")
-                            header_printed = True
-                        progress.console.print(_epoch_row(epoch), highlight=False)
-                        shown_epochs = epoch["epoch"]
+                    epoch_line = _EPOCH_LINE.match(line["message"])
+                    if epoch_line:
+                        print_epochs(int(epoch_line.group(1)))
+                        continue
+                    style = {"error": "red", "warning": "yellow"}.get(line["level"], "dim")
+                    progress.console.print(
+                        f"[{style}]{escape(line['message'])}[/]", highlight=False
+                    )
                 fraction = job["step"] / job["steps"] if job.get("steps") else 0.0
                 progress.update(
                     task,
@@ -104,6 +115,7 @@ def follow_job(client: JobClient, job_id: int) -> dict[str, Any]:
                     detail=_eta(job),
                 )
                 if job["state"] in TERMINAL:
+                    print_epochs(job["epoch"])
                     break
                 time.sleep(_POLL_S)
                 job = client.get(job_id)

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         description="Training jobs the server runs at once, each in its own worker process "
         "(0: this server runs none, another maas server sharing the database does).",
     )
+    job_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower a job worker's CPU priority is than the server's, so "
+        "inference keeps the cores it needs while a job trains (0: the same).",
+    )
 
     @classmethod
     def settings_customise_sources(

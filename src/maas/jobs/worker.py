@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         _die_with(args.parent)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    if settings.job_nice:
+        os.nice(settings.job_nice)  # inference in the server goes first on a busy machine
     registry = Registry.from_settings(settings, upgrade=False)
     try:
         if args.claim:

@@ -176,7 +176,9 @@ def test_a_job_resumes_from_its_checkpoint_after_the_server_is_killed(home: Path
         with serve_process(home, output=log) as first:
             client = httpx.Client(base_url=first.url, timeout=30)
             job = _submit(client, RESUMABLE)
+            waiting = _submit(client, QUICK)  # queued behind it: one job at a time
             checkpointed = _wait(client, job["id"], lambda j: j["checkpoint_epoch"] >= 2)
+            assert client.get(f"/api/jobs/{waiting['id']}").json()["state"] == "queued"
             os.kill(first.pid, signal.SIGKILL)
             client.close()
         worker_pid = int(checkpointed["worker"].rsplit(":", 1)[1])
@@ -201,6 +203,8 @@ def test_a_job_resumes_from_its_checkpoint_after_the_server_is_killed(home: Path
                 "died with the server process; will resume from its epoch" in m for m in lines
             )
             assert any(m.startswith("resuming from the checkpoint after epoch") for m in lines)
+            after = _wait(client, waiting["id"], _ended)  # the queue survived the kill too
+            assert (after["state"], after["attempts"]) == ("succeeded", 1), after["error"]
 
 
 def test_the_cli_submits_to_the_running_server_and_follows_it(

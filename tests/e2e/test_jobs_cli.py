@@ -136,3 +136,34 @@ def test_a_bad_spec_file_is_refused_before_anything_runs(tmp_path: Path, home: P
         assert registry.jobs.list_jobs() == []
     finally:
         registry.close()
+
+
+def test_any_spec_field_can_be_set_from_the_command_line(tmp_path: Path, home: Path) -> None:
+    import numpy as np
+
+    from maas.training.datasets import load_digits
+
+    digits = load_digits()
+    np.savez(tmp_path / "d.npz", x=digits.x_train, y=digits.y_train)
+    out = ok(
+        maas(
+            tmp_path,
+            "train",
+            "--name", "from-npz",
+            "--set", "dataset.kind=npz",
+            "--set", "dataset.path=d.npz",  # relative to where the command runs
+            "--set", "hyperparameters.epochs=2",
+            "--set", "model.options.hidden=[32]",
+            timeout_s=180,
+        )
+    )  # fmt: skip
+    assert "from-npz (mlp on npz, 2 epochs)" in out
+    registry = open_registry(home)
+    try:
+        version = registry.get_version("from-npz", 1)
+        assert version.lineage["spec"]["dataset"]["path"] == str(tmp_path / "d.npz")
+        assert version.lineage["model"] == {"name": "mlp", "options": {"hidden": [32]}}
+    finally:
+        registry.close()
+    refused = one_error_line(maas(tmp_path, "train", "--set", "hyperparameters.epochs=zero"))
+    assert refused.startswith("error: hyperparameters.epochs:") and "'zero'" in refused

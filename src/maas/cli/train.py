@@ -54,7 +54,14 @@ def train(
         dir_okay=False,
         readable=True,
         help="A job spec (.yaml, .toml or .json): model, dataset, hyperparameters. "
-        "When given, the flags below are ignored.",
+        "When given, the flags below are ignored (--set still applies).",
+    ),
+    overrides: list[str] = typer.Option(
+        None,
+        "--set",
+        help="Set any spec field: FIELD=VALUE, repeatable, e.g. "
+        "--set hyperparameters.optimizer=sgd --set dataset.kind=csv "
+        "--set dataset.path=data.csv --set dataset.label_column=y.",
     ),
     dataset: str = typer.Option(
         "digits", help="Dataset: digits (scikit-learn's bundled 8x8 images)."
@@ -82,9 +89,9 @@ def train(
     an image folder (one sub-folder per class), with SGD/Adam/AdamW, step or cosine
     schedules and early stopping. It is checked before anything runs: errors name the field.
     """
-    if spec_file is not None:
-        from maas.training.spec import load_spec
+    from maas.training.spec import load_spec, parse_spec, with_overrides
 
+    if spec_file is not None:
         document = load_spec(spec_file).model_dump(mode="json")
     else:
         document = _document_from_flags(
@@ -96,6 +103,9 @@ def train(
             learning_rate=learning_rate,
             seed=seed,
         )
+    if overrides:
+        document = with_overrides(document, overrides, Path.cwd())
+        document = parse_spec(document).model_dump(mode="json")  # refuse a bad field here
     client = job_client(server)
     try:
         submit_and_follow(client, document, detach=detach)

@@ -37,6 +37,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "validate_spec",
+    "with_overrides",
 ]
 
 BUILTIN_MODELS: Final[tuple[str, ...]] = ("mlp", "cnn", "resnet")
@@ -241,6 +242,42 @@ def load_spec(path: Path) -> JobSpec:
     if not updates:
         return spec
     return spec.model_copy(update={"dataset": spec.dataset.model_copy(update=updates)})
+
+
+_PATH_FIELDS: Final = ("dataset.path", "dataset.validation_path", "dataset.test_path")
+
+
+def with_overrides(document: dict[str, Any], assignments: list[str], base: Path) -> dict[str, Any]:
+    """``document`` with each ``FIELD=VALUE`` applied (``hyperparameters.epochs=5``,
+    ``model.options.channels=[16, 32]``); values are read as YAML scalars or flow
+    collections, relative dataset paths are taken from ``base``. Not validated here.
+
+    >>> with_overrides({}, ["hyperparameters.epochs=5"], Path("."))
+    {'hyperparameters': {'epochs': 5}}
+    """
+    result: dict[str, Any] = json.loads(json.dumps(document))  # a deep copy of plain values
+    for assignment in assignments:
+        field, separator, text = assignment.partition("=")
+        if not separator or not field.strip():
+            raise InvalidInputError(
+                f"--set: expected FIELD=VALUE, got {assignment!r}", {"field": "set"}
+            )
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as error:
+            message = f"{field}: cannot read {text!r}: {error}"
+            raise InvalidInputError(message, {"field": field}) from None
+        if field in _PATH_FIELDS and isinstance(value, str) and not Path(value).is_absolute():
+            value = str(base / value)
+        *parents, leaf = field.strip().split(".")
+        node = result
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise InvalidInputError(f"{field}: {part!r} is not a section", {"field": field})
+            node = child
+        node[leaf] = value
+    return result
 
 
 def _check_factory(name: str) -> None:

@@ -154,3 +154,40 @@ def test_unknown_model_is_refused_by_validate_spec_too() -> None:
 
 def test_a_good_spec_validates() -> None:
     validate_spec(parse_spec({"hyperparameters": {"epochs": 1}}))
+
+
+def test_overrides_set_nested_fields_read_as_yaml_and_resolve_dataset_paths(
+    tmp_path: Path,
+) -> None:
+    from maas.training.spec import with_overrides
+
+    document = {"model": {"name": "mlp"}, "hyperparameters": {"epochs": 3}}
+    changed = with_overrides(
+        document,
+        [
+            "hyperparameters.epochs=5",
+            "model.options.hidden=[32, 16]",
+            "dataset.kind=npz",
+            "dataset.path=data/d.npz",
+            "dataset.augment.flip=true",
+        ],
+        tmp_path,
+    )
+    assert changed == {
+        "model": {"name": "mlp", "options": {"hidden": [32, 16]}},
+        "hyperparameters": {"epochs": 5},
+        "dataset": {"kind": "npz", "path": str(tmp_path / "data/d.npz"), "augment": {"flip": True}},
+    }
+    assert document["hyperparameters"] == {"epochs": 3}  # the original is left alone
+
+
+@pytest.mark.parametrize(
+    ("assignment", "field"),
+    [("nonsense", "set"), ("=3", "set"), ("model.name.x=1", "model.name.x"), ("a=[1", "a")],
+)
+def test_bad_overrides_name_what_is_wrong(assignment: str, field: str) -> None:
+    from maas.training.spec import with_overrides
+
+    with pytest.raises(InvalidInputError) as caught:
+        with_overrides({"model": {"name": "mlp"}}, [assignment], Path("."))
+    assert caught.value.details["field"] == field

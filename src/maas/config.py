@@ -7,6 +7,7 @@ working directory (or the file named by ``MAAS_CONFIG``), then the defaults belo
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -62,6 +63,17 @@ class Settings(BaseSettings):
         description="Training jobs the server runs at once, each in its own worker process "
         "(0: this server runs none, another maas server sharing the database does).",
     )
+    job_data_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders whose files jobs submitted over HTTP may read, as a JSON list "
+        "(default: the folder the server was started in). The CLI without a server reads "
+        "whatever its user can.",
+    )
+    job_factory_modules: list[str] = Field(
+        default_factory=list,
+        description="Python packages whose model factories (package.module:factory) jobs "
+        "submitted over HTTP may import, as a JSON list (default: none; the zoo always works).",
+    )
     job_nice: int = Field(
         10,
         ge=0,
@@ -99,8 +111,8 @@ class Settings(BaseSettings):
     def as_environment(self) -> dict[str, str]:
         """These settings as ``MAAS_*`` variables, for server processes started from this one."""
         variables = {
-            f"MAAS_{name.upper()}": str(value)
-            for name, value in self.model_dump().items()
+            f"MAAS_{name.upper()}": json.dumps(value) if isinstance(value, list) else str(value)
+            for name, value in self.model_dump(mode="json").items()
             if value is not None
         }
         variables["MAAS_DATABASE_URL"] = self.resolved_database_url

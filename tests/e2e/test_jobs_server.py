@@ -145,12 +145,12 @@ def test_a_running_job_is_cancelled_at_its_next_step(server: httpx.Client, home:
 
 
 def test_bad_specs_are_refused_naming_the_field_and_nothing_is_queued(
-    server: httpx.Client, tmp_path: Path
+    server: httpx.Client, home: Path
 ) -> None:
-    csv_file = tmp_path / "data.csv"
+    csv_file = home / "data.csv"  # the server runs in home: jobs may read below it
     csv_file.write_text("a,b,label\n1,2,x\n3,oops,y\n" * 10)
     cases = {
-        "dataset.path": {"dataset": {"kind": "npz", "path": str(tmp_path / "missing.npz")}},
+        "dataset.path": {"dataset": {"kind": "npz", "path": str(home / "missing.npz")}},
         "dataset.label_column": {
             "dataset": {"kind": "csv", "path": str(csv_file), "label_column": "nope"}
         },
@@ -244,3 +244,27 @@ def test_the_cli_submits_to_the_running_server_and_follows_it(
         check=False,
     )
     assert missing.returncode == 1 and "job 999 not found" in missing.stderr
+
+
+def test_jobs_over_http_read_only_the_server_data_folders_and_import_no_user_code(
+    server: httpx.Client, home: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a,label\n1,x\n")
+    escapes = {
+        str(outside): "outside the folders this server lets jobs read",
+        str(home / ".." / outside.name): "outside the folders",
+        "/etc/passwd": "outside the folders",
+    }
+    link = home / "link.csv"
+    link.symlink_to(outside)  # a symlink below home does not make its target readable
+    escapes[str(link)] = "outside the folders"
+    for path, words in escapes.items():
+        spec = {"dataset": {"kind": "csv", "path": path, "label_column": "label"}}
+        reply = server.post("/api/jobs", json=spec)
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["details"]["field"] == "dataset.path" and words in reply.json()["error"]
+    factory = server.post("/api/jobs", json={"model": {"name": "os:system"}})
+    assert factory.status_code == 400 and factory.json()["details"]["field"] == "model.name"
+    assert "MAAS_JOB_FACTORY_MODULES" in factory.json()["error"]
+    assert server.get("/api/jobs").json() == []

@@ -14,6 +14,7 @@ import sys
 from typing import Any, Final
 
 from maas.errors import InvalidInputError, NotFoundError, UnavailableError
+from maas.jobs.policy import SubmissionPolicy
 from maas.registry.entities import Job
 from maas.registry.service import Registry
 from maas.training.spec import parse_spec
@@ -28,9 +29,12 @@ def training_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def validate_document(document: dict[str, Any]) -> dict[str, Any]:
-    """The spec as a canonical JSON document, or ``InvalidInputError`` naming the field."""
-    spec = parse_spec(document)  # cheap checks first, in this process
+def validate_document(document: dict[str, Any], policy: SubmissionPolicy) -> dict[str, Any]:
+    """The spec as a canonical JSON document, or ``InvalidInputError`` naming the field.
+
+    The cheap checks and ``policy`` run here; reading the data and importing a factory
+    run in the child process."""
+    spec = policy.apply(parse_spec(document))
     canonical = spec.model_dump(mode="json")
     try:
         result = subprocess.run(
@@ -74,14 +78,21 @@ def _check_parent(registry: Registry, init_from: str) -> None:
         )
 
 
-def submit_job(registry: Registry, document: dict[str, Any], *, actor: str) -> Job:
-    """Validate ``document`` and queue it; nothing is queued if it is refused."""
+def submit_job(
+    registry: Registry,
+    document: dict[str, Any],
+    *,
+    actor: str,
+    policy: SubmissionPolicy | None = None,
+) -> Job:
+    """Validate ``document`` under ``policy`` (default: anything goes, as for a local run)
+    and queue it; nothing is queued if it is refused."""
     if not training_available():
         raise UnavailableError(
             "this maas installation cannot train: install the torch extra "
             "(pip install 'maas[torch]')"
         )
-    canonical = validate_document(document)
+    canonical = validate_document(document, policy or SubmissionPolicy())
     if canonical.get("init_from"):
         _check_parent(registry, canonical["init_from"])
     return registry.jobs.submit(canonical["model_name"], canonical, actor=actor)

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 
 from maas import __version__
 from maas.config import Settings
+from maas.jobs.policy import SubmissionPolicy
 from maas.jobs.runner import JobRunner, LocalJobRunner
 from maas.registry.service import Registry
 from maas.serving.dataplane import DataPlane
@@ -76,5 +77,5 @@ def build_app(
     install_error_handlers(app)
     app.include_router(v2_router(dataplane, settings.max_request_size_bytes))
     app.include_router(management_router(registry, deployments, settings.max_request_size_bytes))
-    app.include_router(jobs_router(registry, runner))
+    app.include_router(jobs_router(registry, runner, SubmissionPolicy.for_server(settings)))
     return InferenceLane(app, dataplane, settings.max_request_size_bytes)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from maas.errors import InvalidInputError
+from maas.jobs.policy import SubmissionPolicy
 from maas.jobs.runner import JobRunner
 from maas.jobs.submission import submit_job
 from maas.registry.entities import Job
@@ -84,7 +85,7 @@ def _require_absolute_paths(document: dict[str, Any]) -> None:
             )
 
 
-def jobs_router(registry: Registry, runner: JobRunner) -> APIRouter:
+def jobs_router(registry: Registry, runner: JobRunner, policy: SubmissionPolicy) -> APIRouter:
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
     jobs = registry.jobs
 
@@ -92,11 +93,12 @@ def jobs_router(registry: Registry, runner: JobRunner) -> APIRouter:
     async def submit(document: dict[str, Any]) -> JobOut:
         """The body is a job spec (the fields of a spec file, as JSON). It is validated in
         full first (dataset read, model checked): a bad spec is refused with 400 and the
-        field named in ``details.field``; nothing is queued."""
+        field named in ``details.field``; nothing is queued. Dataset paths must be absolute
+        and inside the server's MAAS_JOB_DATA_DIRS; factories must come from its
+        MAAS_JOB_FACTORY_MODULES."""
         _require_absolute_paths(document)
-        job = await asyncio.to_thread(
-            functools.partial(submit_job, registry, document, actor="api")
-        )
+        submit = functools.partial(submit_job, registry, document, actor="api", policy=policy)
+        job = await asyncio.to_thread(submit)
         runner.wake()
         return _job_out(job)
 

@@ -1,0 +1,72 @@
+"""What a job submitted over HTTP may make the server's worker read and import.
+
+A spec names files to read and may name a Python factory to import and call. From the
+CLI without a server that is the user's own business; through the server's API it is
+whoever can reach the server, so the server lets a job read only below its data
+folders (``MAAS_JOB_DATA_DIRS``, default: the folder it was started in) and import
+factories only from the packages it names (``MAAS_JOB_FACTORY_MODULES``, default: none).
+Paths are resolved (``..`` and symlinks) before the check and stay resolved in the spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from maas.config import Settings
+from maas.errors import InvalidInputError
+from maas.training.spec import BUILTIN_MODELS, JobSpec
+
+__all__ = ["SubmissionPolicy"]
+
+_PATH_FIELDS: Final = ("path", "validation_path", "test_path")
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionPolicy:
+    """``None`` allows anything (a local run as the user's own process)."""
+
+    data_dirs: tuple[Path, ...] | None = None
+    factory_modules: tuple[str, ...] | None = None
+
+    @classmethod
+    def for_server(cls, settings: Settings) -> SubmissionPolicy:
+        dirs = tuple(settings.job_data_dirs) or (Path.cwd(),)
+        return cls(tuple(d.resolve() for d in dirs), tuple(settings.job_factory_modules))
+
+    def apply(self, spec: JobSpec) -> JobSpec:
+        """``spec`` with its dataset paths resolved, or ``InvalidInputError`` naming the field."""
+        self._check_factory(spec.model.name)
+        if self.data_dirs is None:
+            return spec
+        updates = {}
+        for name in _PATH_FIELDS:
+            value = getattr(spec.dataset, name)
+            if value is None:
+                continue
+            resolved = Path(value).resolve()
+            if not any(resolved.is_relative_to(folder) for folder in self.data_dirs):
+                allowed = ", ".join(str(folder) for folder in self.data_dirs)
+                raise InvalidInputError(
+                    f"dataset.{name}: {value} is outside the folders this server lets jobs "
+                    f"read ({allowed}); the server's MAAS_JOB_DATA_DIRS sets them",
+                    {"field": f"dataset.{name}", "allowed": [str(d) for d in self.data_dirs]},
+                )
+            updates[name] = resolved
+        if not updates:
+            return spec
+        return spec.model_copy(update={"dataset": spec.dataset.model_copy(update=updates)})
+
+    def _check_factory(self, name: str) -> None:
+        if self.factory_modules is None or name in BUILTIN_MODELS:
+            return
+        module = name.partition(":")[0]
+        if not any(module == m or module.startswith(m + ".") for m in self.factory_modules):
+            raise InvalidInputError(
+                f"model.name: this server imports model factories only from the packages "
+                f"MAAS_JOB_FACTORY_MODULES names ({', '.join(self.factory_modules) or 'none'}), "
+                f"not {module!r}; use a zoo model ({', '.join(BUILTIN_MODELS)}) or run the job "
+                "with the CLI and no server",
+                {"field": "model.name"},
+            )

@@ -1,0 +1,63 @@
+"""The rules a server applies to specs submitted over HTTP (jobs/policy.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maas.config import Settings
+from maas.errors import InvalidInputError
+from maas.jobs.policy import SubmissionPolicy
+from maas.training.spec import parse_spec
+
+
+def _csv_spec(path: Path, model: str = "mlp") -> dict[str, object]:
+    return {
+        "model": {"name": model},
+        "dataset": {"kind": "csv", "path": str(path), "label_column": "y"},
+    }
+
+
+def test_paths_below_a_data_folder_pass_resolved(tmp_path: Path) -> None:
+    policy = SubmissionPolicy(data_dirs=(tmp_path.resolve(),), factory_modules=())
+    spec = policy.apply(parse_spec(_csv_spec(tmp_path / "sub" / ".." / "d.csv")))
+    assert spec.dataset.path == (tmp_path / "d.csv").resolve()
+
+
+@pytest.mark.parametrize("relative", ["../d.csv", "sub/../../d.csv"])
+def test_paths_that_climb_out_are_refused(tmp_path: Path, relative: str) -> None:
+    allowed = tmp_path / "data"
+    allowed.mkdir()
+    policy = SubmissionPolicy(data_dirs=(allowed.resolve(),), factory_modules=())
+    with pytest.raises(InvalidInputError) as caught:
+        policy.apply(parse_spec(_csv_spec(allowed / relative)))
+    assert caught.value.details["field"] == "dataset.path"
+
+
+@pytest.mark.parametrize(
+    ("model", "allowed"),
+    [("mypkg.models:build", True), ("mypkg:build", True), ("mypkgx:build", False),
+     ("os:system", False), ("cnn", True)],
+)  # fmt: skip
+def test_factories_come_only_from_the_named_packages(model: str, allowed: bool) -> None:
+    policy = SubmissionPolicy(data_dirs=None, factory_modules=("mypkg",))
+    spec = parse_spec({"model": {"name": model}})
+    if allowed:
+        assert policy.apply(spec) == spec
+    else:
+        with pytest.raises(InvalidInputError, match="MAAS_JOB_FACTORY_MODULES"):
+            policy.apply(spec)
+
+
+def test_the_server_default_is_its_working_folder_and_no_factories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    policy = SubmissionPolicy.for_server(Settings(home=tmp_path / "h"))
+    assert policy == SubmissionPolicy(data_dirs=(tmp_path.resolve(),), factory_modules=())
+
+
+def test_a_local_run_may_read_and_import_anything(tmp_path: Path) -> None:
+    spec = parse_spec(_csv_spec(Path("/anywhere/d.csv"), model="os:system"))
+    assert SubmissionPolicy().apply(spec) == spec

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from maas.config import Settings
 from maas.errors import InvalidInputError
-from maas.training.spec import BUILTIN_MODELS, JobSpec
+from maas.training.spec import BUILTIN_MODELS, DATASET_PATH_FIELDS, JobSpec
 
 __all__ = ["SubmissionPolicy"]
-
-_PATH_FIELDS: Final = ("path", "validation_path", "test_path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +38,7 @@ class SubmissionPolicy:
         if self.data_dirs is None:
             return spec
         updates = {}
-        for name in _PATH_FIELDS:
+        for name in DATASET_PATH_FIELDS:
             value = getattr(spec.dataset, name)
             if value is None:
                 continue

@@ -28,6 +28,7 @@ from maas.training.datasets import load_dataset
 
 __all__ = [
     "BUILTIN_MODELS",
+    "DATASET_PATH_FIELDS",
     "Augment",
     "DatasetSpec",
     "EarlyStopping",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 BUILTIN_MODELS: Final[tuple[str, ...]] = ("mlp", "cnn", "resnet")
+DATASET_PATH_FIELDS: Final[tuple[str, ...]] = ("path", "validation_path", "test_path")
+"""The ``dataset`` fields that name files: resolved against a base folder, checked by policy."""
 
 # Mirrors maas.registry.names (not imported: that package pulls in SQLAlchemy).
 _MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
@@ -236,15 +239,12 @@ def load_spec(path: Path) -> JobSpec:
     base = path.resolve().parent
     updates = {
         name: base / value
-        for name in ("path", "validation_path", "test_path")
+        for name in DATASET_PATH_FIELDS
         if (value := getattr(spec.dataset, name)) is not None and not value.is_absolute()
     }
     if not updates:
         return spec
     return spec.model_copy(update={"dataset": spec.dataset.model_copy(update=updates)})
-
-
-_PATH_FIELDS: Final = ("dataset.path", "dataset.validation_path", "dataset.test_path")
 
 
 def with_overrides(document: dict[str, Any], assignments: list[str], base: Path) -> dict[str, Any]:
@@ -267,7 +267,8 @@ def with_overrides(document: dict[str, Any], assignments: list[str], base: Path)
         except yaml.YAMLError as error:
             message = f"{field}: cannot read {text!r}: {error}"
             raise InvalidInputError(message, {"field": field}) from None
-        if field in _PATH_FIELDS and isinstance(value, str) and not Path(value).is_absolute():
+        is_path = field in {f"dataset.{name}" for name in DATASET_PATH_FIELDS}
+        if is_path and isinstance(value, str) and not Path(value).is_absolute():
             value = str(base / value)
         *parents, leaf = field.strip().split(".")
         node = result

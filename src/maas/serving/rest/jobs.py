@@ -17,10 +17,9 @@ from maas.jobs.runner import JobRunner
 from maas.jobs.submission import submit_job
 from maas.registry.entities import Job
 from maas.registry.service import Registry
+from maas.training.spec import DATASET_PATH_FIELDS
 
 __all__ = ["jobs_router"]
-
-_DATASET_PATHS = ("path", "validation_path", "test_path")
 
 
 class JobOut(BaseModel):
@@ -75,7 +74,7 @@ def _require_absolute_paths(document: dict[str, Any]) -> None:
     dataset = document.get("dataset")
     if not isinstance(dataset, dict):
         return
-    for name in _DATASET_PATHS:
+    for name in DATASET_PATH_FIELDS:
         value = dataset.get(name)
         if isinstance(value, str) and not Path(value).is_absolute():
             raise InvalidInputError(

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 
 from maas.config import Settings
+from maas.control.uploads import register_upload
 from maas.registry.service import Registry
-from maas.serving.uploads import register_upload
 from maas.testing.processes import ServerProcess, serve_process
 
 MaasServer = ServerProcess  # the name the benchmark scripts use

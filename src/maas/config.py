@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     max_request_size_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest inference or upload body accepted."
     )
+    max_loaded_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Bound on the memory loaded versions hold (worker processes included); "
+        "versions no route sends traffic to are unloaded least recently used first "
+        "(default: no bound).",
+    )
+    max_loaded_versions: int | None = Field(
+        None, gt=0, description="Bound on how many versions are loaded at once (default: none)."
+    )
+    server: str | None = Field(
+        None,
+        description="The maas server the CLI and SDK use (default: http://MAAS_HOST:MAAS_PORT "
+        "when it answers and serves this configuration's registry).",
+    )
     job_concurrency: int = Field(
         1,
         ge=0,

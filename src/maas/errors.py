@@ -1,35 +1,50 @@
 """The one error tree of maas.
 
-Every failure a user can cause or meet is a ``MaasError`` with a stable ``code``;
-each transport maps codes to its own statuses in one table (``serving/rest/errors.py``)::
+Every failure a user can cause or meet is a ``MaasError`` with a stable ``code``; each
+transport maps codes to its own statuses in one table (``serving/rest/errors.py``,
+``serving/grpc/errors.py``), and clients pick the class back from the body's ``code``
+with ``error_class`` (never from the HTTP status)::
 
-    MaasError                      code "internal"
-     +-- InvalidInputError         code "invalid_input"     (HTTP 400)
-     |    +-- InvalidArtifactError code "invalid_artifact"  (HTTP 400)
-     +-- NotFoundError             code "not_found"         (HTTP 404)
-     +-- ConflictError             code "conflict"          (HTTP 409)
-     +-- IntegrityError            code "integrity"         (HTTP 500: stored bytes changed)
-     +-- UnavailableError          code "unavailable"       (HTTP 503)
-     |    +-- QueueFullError       code "queue_full"        (HTTP 503 + Retry-After)
-     |    +-- WorkerCrashedError   code "worker_crashed"    (HTTP 503)
-     +-- DeadlineExceededError     code "deadline_exceeded" (HTTP 504: request timed out)
+    MaasError                        code "internal"          (HTTP 500)
+     +-- InvalidInputError           code "invalid_input"     (HTTP 400)
+     |    +-- InvalidArtifactError   code "invalid_artifact"  (HTTP 400)
+     +-- NotFoundError               code "not_found"         (HTTP 404)
+     +-- ConflictError               code "conflict"          (HTTP 409)
+     |    +-- GateFailedError        code "gate_failed"       (HTTP 409: the validation gate)
+     |    +-- NotServableError       code "not_servable"      (HTTP 409: failed to load or warm)
+     |    +-- RegistryMismatchError  code "registry_mismatch" (HTTP 409: another registry's server)
+     +-- PayloadTooLargeError        code "payload_too_large" (HTTP 413)
+     +-- IntegrityError              code "integrity"         (HTTP 500: stored bytes changed)
+     +-- ModelError                  code "model_error"       (HTTP 500: the model itself failed)
+     +-- UnavailableError            code "unavailable"       (HTTP 503)
+     |    +-- QueueFullError         code "queue_full"        (HTTP 503 + Retry-After)
+     |    +-- WorkerCrashedError     code "worker_crashed"    (HTTP 503)
+     +-- DeadlineExceededError       code "deadline_exceeded" (HTTP 504: request timed out)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
+    "CODES",
     "ConflictError",
     "DeadlineExceededError",
+    "GateFailedError",
     "IntegrityError",
     "InvalidArtifactError",
     "InvalidInputError",
     "MaasError",
+    "ModelError",
     "NotFoundError",
+    "NotServableError",
+    "PayloadTooLargeError",
     "QueueFullError",
+    "RegistryMismatchError",
     "UnavailableError",
     "WorkerCrashedError",
+    "describe",
+    "error_class",
 ]
 
 
@@ -68,10 +83,41 @@ class ConflictError(MaasError):
     code = "conflict"
 
 
+class GateFailedError(ConflictError):
+    """Moving ``production`` to this version is refused: ``details["failed"]`` lists why."""
+
+    code = "gate_failed"
+
+
+class NotServableError(ConflictError):
+    """The version failed to load or to warm up, so no traffic may move to it;
+    ``details["reason"]`` says why."""
+
+    code = "not_servable"
+
+
+class RegistryMismatchError(ConflictError):
+    """The server serves another registry than the one the caller is configured for."""
+
+    code = "registry_mismatch"
+
+
+class PayloadTooLargeError(MaasError):
+    """A request body is larger than the server accepts."""
+
+    code = "payload_too_large"
+
+
 class IntegrityError(MaasError):
     """Stored bytes no longer match their recorded sha256."""
 
     code = "integrity"
+
+
+class ModelError(MaasError):
+    """The model failed on valid input: it raised, or its outputs contradict its signature."""
+
+    code = "model_error"
 
 
 class UnavailableError(MaasError):
@@ -96,3 +142,35 @@ class DeadlineExceededError(MaasError):
     """The request's timeout passed before it could run; it was not executed."""
 
     code = "deadline_exceeded"
+
+
+def _tree(root: type[MaasError]) -> list[type[MaasError]]:
+    found = [root]
+    for sub in root.__subclasses__():
+        found += _tree(sub)
+    return found
+
+
+#: Every error code of the tree -> its class (the transports' tables must cover each one).
+CODES: Final[dict[str, type[MaasError]]] = {cls.code: cls for cls in _tree(MaasError)}
+
+
+def error_class(code: str) -> type[MaasError]:
+    """The class for an error body's ``code``; ``MaasError`` for codes this version lacks.
+
+    >>> error_class("not_found").__name__
+    'NotFoundError'
+    """
+    return CODES.get(code, MaasError)
+
+
+def describe(exc: BaseException) -> str:
+    """An unexpected exception (a model's, say) in one line for users: its type and the
+    first line of its message, never a traceback.
+
+    >>> describe(ValueError("bad shape\\nmore"))
+    'ValueError: bad shape'
+    """
+    lines = str(exc).strip().splitlines()
+    first = lines[0][:300] if lines else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -24,8 +24,8 @@ import onnxruntime as ort
 import pytest
 
 from maas.config import Settings
+from maas.control.uploads import register_upload
 from maas.registry import Registry
-from maas.serving.uploads import register_upload
 from maas.store import LocalStore
 from maas.testing.models import write_linear_model
 from maas.testing.processes import free_port, wait_until_ready
@@ -291,10 +291,10 @@ def test_alias_set_move_and_delete(tmp_path: Path, registry: Registry) -> None:
 
     assert "version 2" in ok(maas(tmp_path, "alias", "set", "linear", "production", "2"))
     assert "production->2" in ok(maas(tmp_path, "models", "list"))
-    assert [(a.name, a.version) for a in registry.list_aliases("linear")] == [("production", 2)]
+    assert [(a.name, a.version) for a in registry.aliases.list_for("linear")] == [("production", 2)]
 
     assert "removed" in ok(maas(tmp_path, "alias", "delete", "linear", "production"))
-    assert registry.list_aliases("linear") == []
+    assert registry.aliases.list_for("linear") == []
     actions = [e.action for e in registry.audit_log("linear") if e.actor.startswith("cli")]
     assert len(actions) == 3
 
@@ -346,7 +346,7 @@ def test_gate_from_the_cli_refuses_then_forces_a_promotion(
     assert '"min": 0.95' in ok(maas(tmp_path, "models", "gate", "linear", "--set", str(rules)))
     line = one_error_line(maas(tmp_path, "alias", "set", "linear", "production", "1"))
     assert "fails its validation gate" in line and "no accuracy metric" in line
-    assert registry.list_aliases("linear") == []
+    assert registry.aliases.list_for("linear") == []
     forced = maas(
         tmp_path, "alias", "set", "linear", "production", "1", "--force", "--reason", "demo"
     )
@@ -357,13 +357,13 @@ def test_gate_from_the_cli_refuses_then_forces_a_promotion(
 def test_alias_to_a_missing_version_is_refused(tmp_path: Path, registry: Registry) -> None:
     line = one_error_line(maas(tmp_path, "alias", "set", "linear", "production", "9"))
     assert "version 9" in line
-    assert registry.list_aliases("linear") == []
+    assert registry.aliases.list_for("linear") == []
 
 
 def test_alias_with_a_bad_name_is_refused(tmp_path: Path, registry: Registry) -> None:
     line = one_error_line(maas(tmp_path, "alias", "set", "linear", "Bad Alias", "1"))
     assert "alias name" in line and "Bad Alias" in line
-    assert registry.list_aliases("linear") == []
+    assert registry.aliases.list_for("linear") == []
 
 
 # -- train ------------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ import httpx
 import numpy as np
 import pytest
 
+from maas.control.uploads import register_upload
 from maas.jobs.runner import pid_alive
 from maas.registry import Registry
-from maas.serving.uploads import register_upload
 from maas.store import LocalStore
 from maas.testing.models import write_linear_model
 from maas.testing.processes import serve_process
@@ -88,7 +88,7 @@ def _ended(job: dict[str, Any]) -> bool:
 
 def test_a_job_trains_registers_and_is_served(server: httpx.Client) -> None:
     job = _submit(server, QUICK)
-    assert (job["state"], job["epochs"], job["actor"]) == ("queued", 5, "api")
+    assert (job["state"], job["epochs"], job["actor"]) == ("queued", 5, "api:127.0.0.1")
     done = _wait(server, job["id"], _ended)
     assert done["state"] == "succeeded", done["error"]
     assert done["version"] == 1 and done["metrics"]["accuracy"] >= 0.85

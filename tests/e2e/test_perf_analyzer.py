@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from maas.control.uploads import register_upload
 from maas.registry import Registry
-from maas.serving.uploads import register_upload
 from maas.store import LocalStore
 from maas.testing.models import write_linear_model
 from maas.testing.processes import serve_process

@@ -12,8 +12,8 @@ import onnxruntime as ort
 import pytest
 import tritonclient.http as triton_http
 
+from maas.control.uploads import register_upload
 from maas.registry import Registry
-from maas.serving.uploads import register_upload
 from maas.store import LocalStore
 from maas.testing.models import write_identity_model, write_linear_model
 from maas.testing.processes import serve_process
@@ -123,7 +123,7 @@ def test_alias_moved_by_another_process_is_followed(
     home, _ = models
     registry = Registry(f"sqlite:///{home}/maas.db", LocalStore(home / "artifacts"))
     try:
-        registry.set_alias("linear", "production", 1, actor="test")
+        registry.aliases.set("linear", "production", 1, actor="test")
         deadline = time.monotonic() + 15
         body = {
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [0, 0, 0, 0]}]
@@ -138,5 +138,5 @@ def test_alias_moved_by_another_process_is_followed(
             time.sleep(0.2)
         assert served == "1"
     finally:
-        registry.delete_alias("linear", "production", actor="test")
+        registry.aliases.delete("linear", "production", actor="test")
         registry.close()

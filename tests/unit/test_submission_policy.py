@@ -55,9 +55,18 @@ def test_the_server_default_is_its_working_folder_and_no_factories(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     policy = SubmissionPolicy.for_server(Settings(home=tmp_path / "h"))
-    assert policy == SubmissionPolicy(data_dirs=(tmp_path.resolve(),), factory_modules=())
+    assert policy == SubmissionPolicy(
+        data_dirs=(tmp_path.resolve(),), factory_modules=(), require_absolute_paths=True
+    )
 
 
 def test_a_local_run_may_read_and_import_anything(tmp_path: Path) -> None:
     spec = parse_spec(_csv_spec(Path("/anywhere/d.csv"), model="os:system"))
     assert SubmissionPolicy().apply(spec) == spec
+
+
+def test_over_the_network_dataset_paths_must_be_absolute(tmp_path: Path) -> None:
+    policy = SubmissionPolicy(data_dirs=(tmp_path,), require_absolute_paths=True)
+    with pytest.raises(InvalidInputError, match="must be an absolute path") as refused:
+        policy.apply(parse_spec(_csv_spec(Path("d.csv"))))
+    assert refused.value.details["field"] == "dataset.path"

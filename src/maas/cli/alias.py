@@ -28,7 +28,9 @@ def set_alias(
     refused with the failed rules listed, unless --force --reason "..." (audited).
     """
     with open_registry() as registry:
-        result = registry.set_alias(name, alias, version, actor=actor(), force=force, reason=reason)
+        result = registry.aliases.set(
+            name, alias, version, actor=actor(), force=force, reason=reason
+        )
     console.print(f"{result.model_name}@[bold]{result.name}[/] -> version {result.version}")
 
 
@@ -39,5 +41,5 @@ def delete_alias(
 ) -> None:
     """Remove ALIAS from model NAME."""
     with open_registry() as registry:
-        registry.delete_alias(name, alias, actor=actor())
+        registry.aliases.delete(name, alias, actor=actor())
     console.print(f"removed {name}@{alias}")

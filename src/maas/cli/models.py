@@ -13,9 +13,9 @@ from rich.table import Table
 
 from maas.cli.console import console, fail, open_registry
 from maas.cli.identity import actor
+from maas.control.model_config import parse_model_config
+from maas.control.uploads import register_upload
 from maas.registry.entities import ModelVersion
-from maas.serving.model_config import parse_model_config
-from maas.serving.uploads import register_upload
 from maas.training.compare import compare_reports
 
 app = typer.Typer(
@@ -30,7 +30,9 @@ def list_models() -> None:
         table = Table("model", "versions", "latest", "aliases", title="models")
         for model in registry.list_models():
             versions = registry.list_versions(model.name)
-            aliases = ", ".join(f"{a.name}->{a.version}" for a in registry.list_aliases(model.name))
+            aliases = ", ".join(
+                f"{a.name}->{a.version}" for a in registry.aliases.list_for(model.name)
+            )
             latest = str(versions[-1].version) if versions else "-"
             table.add_row(model.name, str(len(versions)), latest, aliases or "-")
     if table.row_count == 0:
@@ -49,7 +51,7 @@ def show(
     """Show one version: signature, metrics, lineage and the aliases on it."""
     with open_registry() as registry:
         found = registry.resolve(name, version)
-        aliases = [a.name for a in registry.list_aliases(name) if a.version == found.version]
+        aliases = [a.name for a in registry.aliases.list_for(name) if a.version == found.version]
     _print_version(found, aliases)
 
 

@@ -22,15 +22,21 @@ __all__ = ["SubmissionPolicy"]
 
 @dataclass(frozen=True, slots=True)
 class SubmissionPolicy:
-    """``None`` allows anything (a local run as the user's own process)."""
+    """``None`` allows anything (a local run as the user's own process). Over the network
+    the server cannot know the caller's folder, so paths must be absolute there."""
 
     data_dirs: tuple[Path, ...] | None = None
     factory_modules: tuple[str, ...] | None = None
+    require_absolute_paths: bool = False
 
     @classmethod
     def for_server(cls, settings: Settings) -> SubmissionPolicy:
         dirs = tuple(settings.job_data_dirs) or (Path.cwd(),)
-        return cls(tuple(d.resolve() for d in dirs), tuple(settings.job_factory_modules))
+        return cls(
+            tuple(d.resolve() for d in dirs),
+            tuple(settings.job_factory_modules),
+            require_absolute_paths=True,
+        )
 
     def apply(self, spec: JobSpec) -> JobSpec:
         """``spec`` with its dataset paths resolved, or ``InvalidInputError`` naming the field."""
@@ -42,6 +48,12 @@ class SubmissionPolicy:
             value = getattr(spec.dataset, name)
             if value is None:
                 continue
+            if self.require_absolute_paths and not Path(value).is_absolute():
+                raise InvalidInputError(
+                    f"dataset.{name}: {str(value)!r} must be an absolute path on the server "
+                    "(the CLI resolves a spec file's relative paths before submitting)",
+                    {"field": f"dataset.{name}"},
+                )
             resolved = Path(value).resolve()
             if not any(resolved.is_relative_to(folder) for folder in self.data_dirs):
                 allowed = ", ".join(str(folder) for folder in self.data_dirs)

@@ -8,7 +8,24 @@ from typing import Any
 
 from maas.protocol.signature import Signature
 
-__all__ = ["Alias", "AuditEvent", "ConfigRevision", "Job", "JobLogLine", "Model", "ModelVersion"]
+__all__ = [
+    "Alias",
+    "AliasMove",
+    "Archive",
+    "AuditEvent",
+    "ConfigRevision",
+    "DeploymentState",
+    "Job",
+    "JobLogLine",
+    "Model",
+    "ModelVersion",
+    "ServingSnapshot",
+    "TrafficPolicy",
+]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,12 +36,24 @@ class Model:
 
 
 @dataclass(frozen=True, slots=True)
+class Archive:
+    """When and why a version was taken out of service, and by whom."""
+
+    at: datetime
+    actor: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "actor": self.actor, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class ModelVersion:
     """One immutable, numbered version (1, 2, 3... per model) and the artifact it points at.
 
     ``artifact_*`` name the served artifact; ``artifacts`` maps every format the version
     holds (the served one and extras such as ``torchscript``) to its ``sha256`` and
-    ``size_bytes``.
+    ``size_bytes``. An ``archived`` version is no longer served; its artifacts may be gone.
     """
 
     model_name: str
@@ -37,6 +66,7 @@ class ModelVersion:
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    archived: Archive | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +80,7 @@ class ModelVersion:
             "metrics": self.metrics,
             "lineage": self.lineage,
             "created_at": self.created_at.isoformat(),
+            "archived": None if self.archived is None else self.archived.to_dict(),
         }
 
 
@@ -59,6 +90,95 @@ class Alias:
     name: str
     version: int
     updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "alias": self.name,
+            "version": self.version,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMove:
+    """One entry of an alias's history: ``kind`` is set, rollback or delete (``version``
+    None); ``previous`` is where it pointed before (None: nowhere)."""
+
+    id: int
+    model_name: str
+    alias: str
+    kind: str
+    version: int | None
+    previous: int | None
+    actor: str
+    at: datetime
+    forced: bool = False
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model_name,
+            "alias": self.alias,
+            "kind": self.kind,
+            "version": self.version,
+            "previous": self.previous,
+            "actor": self.actor,
+            "at": self.at.isoformat(),
+            "forced": self.forced,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficPolicy:
+    """A model's stored traffic policy document (validated by ``maas.control.traffic``)."""
+
+    model_name: str
+    policy: dict[str, Any]
+    actor: str
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "policy": self.policy,
+            "actor": self.actor,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentState:
+    """Whether servers should serve a model: ``loaded`` (the default) or ``unloaded``."""
+
+    model_name: str
+    state: str
+    actor: str
+    updated_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "state": self.state,
+            "actor": self.actor,
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ServingSnapshot:
+    """What a server needs to route one model, read in a few queries: the numbers of its
+    versions in service (not archived), its aliases, traffic policy and deployment state."""
+
+    model_name: str
+    versions: tuple[int, ...]
+    aliases: dict[str, int]
+    policy: dict[str, Any] | None
+    unloaded: bool
+    #: version -> its newest config revision (versions without a config are absent)
+    config_revisions: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +193,23 @@ class AuditEvent:
     actor: str
     details: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "action": self.action,
+            "model": self.model_name,
+            "version": self.version,
+            "actor": self.actor,
+            "details": self.details,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigRevision:
     """One revision of a version's serving config (batching, instances, signature overrides).
 
-    The registry stores the document as given; ``maas.serving.model_config`` validates it.
+    The registry stores the document; ``maas.control.model_config`` validates it first.
     """
 
     model_name: str
@@ -87,6 +218,16 @@ class ConfigRevision:
     config: dict[str, Any]
     actor: str
     created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "version": self.version,
+            "revision": self.revision,
+            "config": self.config,
+            "actor": self.actor,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +261,7 @@ class Job:
     worker: str
 
     def to_dict(self) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
+        iso = _iso
         return {
             "id": self.id,
             "state": self.state,

@@ -16,17 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from maas.errors import ConflictError, InvalidInputError
+from maas.errors import InvalidInputError
 
-__all__ = ["GateFailedError", "check_rules", "failed_rules"]
+__all__ = ["check_rules", "failed_rules"]
 
 _BOUNDS: Final = ("min", "max", "max_drop_vs_production")
-
-
-class GateFailedError(ConflictError):
-    """Moving ``production`` to this version is refused: ``details["failed"]`` lists why."""
-
-    code = "gate_failed"
 
 
 def check_rules(rules: Any) -> list[dict[str, Any]]:

@@ -14,12 +14,21 @@ from sqlalchemy.orm import Session
 
 from maas.errors import NotFoundError
 from maas.protocol.signature import Signature
-from maas.registry.entities import Alias, AuditEvent, ConfigRevision, Model, ModelVersion
+from maas.registry.entities import (
+    Alias,
+    Archive,
+    AuditEvent,
+    ConfigRevision,
+    Model,
+    ModelVersion,
+)
 from maas.registry.tables import (
     AliasRow,
     AuditEventRow,
     ModelRow,
     ModelVersionRow,
+    TrafficPolicyRow,
+    VersionArchiveRow,
     VersionArtifactRow,
     VersionConfigRow,
     utc_now,
@@ -29,9 +38,11 @@ __all__ = [
     "add_config",
     "add_event",
     "add_version",
+    "archived_numbers",
     "config_revisions",
     "find_alias",
     "find_model",
+    "find_traffic_policy",
     "find_version",
     "newest_version",
     "next_version_number",
@@ -86,12 +97,38 @@ def require_version(session: Session, model: ModelRow, version: int) -> ModelVer
     return row
 
 
+def _in_service() -> Any:
+    """The condition "this version is not archived"."""
+    return (
+        ~select(VersionArchiveRow.id)
+        .where(VersionArchiveRow.version_id == ModelVersionRow.id)
+        .exists()
+    )
+
+
 def newest_version(session: Session, model: ModelRow) -> ModelVersionRow | None:
+    """The model's newest version in service (archived ones are skipped)."""
     return session.scalars(
         select(ModelVersionRow)
-        .where(ModelVersionRow.model_id == model.id)
+        .where(ModelVersionRow.model_id == model.id, _in_service())
         .order_by(ModelVersionRow.version.desc())
         .limit(1)
+    ).one_or_none()
+
+
+def archived_numbers(session: Session, model: ModelRow) -> set[int]:
+    return set(
+        session.scalars(
+            select(ModelVersionRow.version)
+            .join(VersionArchiveRow, VersionArchiveRow.version_id == ModelVersionRow.id)
+            .where(ModelVersionRow.model_id == model.id)
+        )
+    )
+
+
+def find_traffic_policy(session: Session, model: ModelRow) -> TrafficPolicyRow | None:
+    return session.scalars(
+        select(TrafficPolicyRow).where(TrafficPolicyRow.model_id == model.id)
     ).one_or_none()
 
 
@@ -102,14 +139,20 @@ def find_alias(session: Session, model: ModelRow, name: str) -> AliasRow | None:
 
 
 def sha256_in_use(session: Session, sha256: str) -> bool:
-    """Whether any version points at this artifact, served or extra (then it must stay)."""
+    """Whether a version in service points at this artifact, served or extra (then it must
+    stay); archived versions do not hold their artifacts."""
     found = session.scalar(
-        select(ModelVersionRow.id).where(ModelVersionRow.artifact_sha256 == sha256).limit(1)
+        select(ModelVersionRow.id)
+        .where(ModelVersionRow.artifact_sha256 == sha256, _in_service())
+        .limit(1)
     )
     if found is not None:
         return True
     extra = session.scalar(
-        select(VersionArtifactRow.id).where(VersionArtifactRow.sha256 == sha256).limit(1)
+        select(VersionArtifactRow.id)
+        .join(ModelVersionRow, ModelVersionRow.id == VersionArtifactRow.version_id)
+        .where(VersionArtifactRow.sha256 == sha256, _in_service())
+        .limit(1)
     )
     return extra is not None
 
@@ -195,6 +238,11 @@ def to_version(row: ModelVersionRow) -> ModelVersion:
             row.artifact_format: {"sha256": row.artifact_sha256, "size_bytes": row.size_bytes}
         }
         | {a.format: {"sha256": a.sha256, "size_bytes": a.size_bytes} for a in row.extra_artifacts},
+        archived=None
+        if row.archive is None
+        else Archive(
+            at=row.archive.archived_at, actor=row.archive.actor, reason=row.archive.reason
+        ),
     )
 
 

@@ -1,8 +1,13 @@
-"""``Registry``: the registry's public API and its rules, used by the server, CLI and trainer.
+"""``Registry``: the registry's public API and its rules, used by the control plane,
+the server and the trainer.
 
 Rules kept here: names are validated before any write; versions are numbered 1, 2, 3...
 per model inside the inserting transaction; every change writes its audit event in the
-same transaction; a version and its artifacts appear together or not at all.
+same transaction; a version and its artifacts appear together or not at all; an archived
+version keeps its row (history) and gives up its artifacts. Aliases live in
+``registry.aliases`` (``AliasBook``), traffic policies and deployment states in
+``registry.deployments`` (``DeploymentBook``), jobs in ``registry.jobs`` (``JobBook``).
+Documents such as configs and policies are validated by their owner in ``maas.control``.
 """
 
 from __future__ import annotations
@@ -19,16 +24,18 @@ from maas.errors import ConflictError, InvalidInputError, NotFoundError
 from maas.protocol.signature import Signature
 from maas.registry import migrate
 from maas.registry import repository as repo
+from maas.registry.aliases import AliasBook
+from maas.registry.deployments import DeploymentBook
 from maas.registry.engine import create_registry_engine, writing
-from maas.registry.entities import Alias, AuditEvent, ConfigRevision, Model, ModelVersion
-from maas.registry.gate import GateFailedError, check_rules, failed_rules
+from maas.registry.entities import AuditEvent, ConfigRevision, Model, ModelVersion
+from maas.registry.gate import check_rules
 from maas.registry.jobs import JobBook
 from maas.registry.names import (
     PRODUCTION_ALIAS,
-    check_alias_name,
     check_artifact_format,
     check_json_object,
     check_model_name,
+    parse_version_ref,
 )
 from maas.registry.tables import (
     AliasRow,
@@ -36,6 +43,8 @@ from maas.registry.tables import (
     ModelGateRow,
     ModelRow,
     ModelVersionRow,
+    RegistryInfoRow,
+    VersionArchiveRow,
     VersionArtifactRow,
     utc_now,
 )
@@ -53,7 +62,7 @@ class Registry:
     >>> registry = Registry.from_settings(Settings(home=Path("/tmp/m")))  # doctest: +SKIP
     >>> v = registry.register_version("iris", Path("iris.onnx"), artifact_format="onnx",
     ...                               signature=signature)  # doctest: +SKIP
-    >>> registry.set_alias("iris", "production", v.version)  # doctest: +SKIP
+    >>> registry.aliases.set("iris", "production", v.version)  # doctest: +SKIP
     >>> registry.resolve("iris").version == v.version  # doctest: +SKIP
     True
     """
@@ -64,6 +73,8 @@ class Registry:
         self._reads = sessionmaker(self._engine, expire_on_commit=False)
         self._writes = sessionmaker(writing(self._engine), expire_on_commit=False)
         self.jobs = JobBook(self._reads, self._writes)
+        self.aliases = AliasBook(self._reads, self._writes)
+        self.deployments = DeploymentBook(self._reads, self._writes)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> Registry:
@@ -88,6 +99,14 @@ class Registry:
     @property
     def store(self) -> ArtifactStore:
         return self._store
+
+    def registry_id(self) -> str:
+        """The identity made with this database: every process using it reports the same."""
+        with transaction(self._reads) as session:
+            row = session.get(RegistryInfoRow, 1)
+            if row is None:  # pragma: no cover - made by migration 0006
+                raise NotFoundError("the registry has no identity: run `maas db upgrade`")
+            return row.registry_id
 
     def register_version(
         self,
@@ -151,18 +170,27 @@ class Registry:
                         repo.add_version(session, model_name, row, actor, description, extra_rows)
                         if config is not None:
                             repo.add_config(session, row, config, actor)
-                        return repo.to_version(row)
+                        registered = repo.to_version(row)
+                    break
                 except ConflictError:
                     # Another writer created the model or took the number first (PostgreSQL).
                     if attempt == _REGISTER_ATTEMPTS - 1:
                         raise
                     time.sleep(0.01 * (attempt + 1))
-            raise AssertionError("unreachable")  # pragma: no cover
         except BaseException:
             written = [stored.sha256, *(a.sha256 for a in stored_extras.values())]
             for sha256 in dict.fromkeys(written):
                 self._discard_unreferenced(sha256)
             raise
+        # An archive collecting the same bytes may have deleted them between our put and
+        # our commit; now that the version is recorded they are in use: put them back.
+        sources = {stored.sha256: artifact} | {
+            stored_extras[f].sha256: p for f, p in extras.items()
+        }
+        for sha256, source in sources.items():
+            if not self._store.exists(sha256):
+                self._put(source)
+        return registered
 
     def _put(self, artifact: Path) -> StoredArtifact:
         try:
@@ -179,8 +207,8 @@ class Registry:
         with transaction(self._reads) as session:
             return repo.to_model(repo.require_model(session, name))
 
-    def list_versions(self, name: str) -> list[ModelVersion]:
-        """Every version of the model, oldest first."""
+    def list_versions(self, name: str, *, include_archived: bool = False) -> list[ModelVersion]:
+        """The model's versions in service (with ``include_archived``, all), oldest first."""
         with transaction(self._reads) as session:
             model = repo.require_model(session, name)
             rows = session.scalars(
@@ -188,7 +216,7 @@ class Registry:
                 .where(ModelVersionRow.model_id == model.id)
                 .order_by(ModelVersionRow.version)
             )
-            return [repo.to_version(row) for row in rows]
+            return [repo.to_version(row) for row in rows if include_archived or row.archive is None]
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with transaction(self._reads) as session:
@@ -196,16 +224,18 @@ class Registry:
             return repo.to_version(repo.require_version(session, model, int(version)))
 
     def resolve(self, name: str, ref: str | int | None = None) -> ModelVersion:
-        """The version a reference means.
+        """The version a reference means (``names.parse_version_ref``).
 
-        ``None``: the ``production`` alias if set, else the newest version; an int or an
-        all-digit string: that version; any other string: that alias.
+        ``None``: the ``production`` alias if set, else the newest version in service; a
+        number: that version (archived ones too: their record stays); any other string:
+        that alias.
         """
+        parsed = parse_version_ref(ref)
         with transaction(self._reads) as session:
             model = repo.require_model(session, name)
-            if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
-                return repo.to_version(repo.require_version(session, model, int(ref)))
-            if ref is None:
+            if isinstance(parsed, int):
+                return repo.to_version(repo.require_version(session, model, parsed))
+            if parsed is None:
                 alias = repo.find_alias(session, model, PRODUCTION_ALIAS)
                 if alias is not None:
                     return repo.to_version(alias.target)
@@ -213,68 +243,62 @@ class Registry:
                 if newest is None:
                     raise NotFoundError(f"model {name!r} has no versions", {"model": name})
                 return repo.to_version(newest)
-            alias = repo.find_alias(session, model, ref)
+            alias = repo.find_alias(session, model, parsed)
             if alias is None:
                 raise NotFoundError(
-                    f"alias {ref!r} of model {name!r} not found", {"model": name, "alias": ref}
+                    f"alias {parsed!r} of model {name!r} not found",
+                    {"model": name, "alias": parsed},
                 )
             return repo.to_version(alias.target)
 
-    def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        actor: str = "cli",
-        force: bool = False,
-        reason: str = "",
-    ) -> Alias:
-        """Point ``alias`` at ``version`` (creating or moving it); the audit keeps from/to.
-
-        Moving ``production`` to a version that fails the model's gate raises
-        ``GateFailedError`` listing the failed rules, unless ``force`` (which needs a
-        ``reason``; the audit event records both and the failed rules).
-        """
-        check_alias_name(alias)
-        if force and not reason.strip():
-            raise InvalidInputError("reason: forcing past the validation gate needs a reason")
+    def archive_version(
+        self, name: str, version: int, *, actor: str = "cli", reason: str = ""
+    ) -> ModelVersion:
+        """Take a version out of service: it is no longer served or listed by default, and
+        its artifacts are deleted once no version in service uses them; its record and
+        the audit log keep the history. Refused (ConflictError) while an alias or the
+        model's traffic policy names it."""
         with transaction(self._writes) as session:
             model = repo.require_model(session, name, lock=True)
-            target = repo.require_version(session, model, int(version))
-            row = repo.find_alias(session, model, alias)
-            previous = None if row is None else row.target.version
-            failed: list[str] = []
-            gate = session.scalars(
-                select(ModelGateRow).where(ModelGateRow.model_id == model.id)
-            ).one_or_none()
-            if alias == PRODUCTION_ALIAS and gate is not None:
-                current = None if row is None else row.target.metrics
-                failed = failed_rules(gate.rules, target.metrics, current)
-                if failed and not force:
-                    raise GateFailedError(
-                        f"version {target.version} of {name!r} fails its validation gate: "
-                        + "; ".join(failed)
-                        + " (use force with a reason to promote anyway)",
-                        {"model": name, "version": target.version, "failed": failed},
-                    )
-            if row is None:
-                row = AliasRow(model=model, name=alias, target=target, updated_at=utc_now())
-                session.add(row)
-            else:
-                row.target = target
-                row.updated_at = utc_now()
+            row = repo.require_version(session, model, int(version))
+            if row.archive is not None:
+                raise ConflictError(
+                    f"version {row.version} of {name!r} is already archived",
+                    {"model": name, "version": row.version},
+                )
+            aliases = sorted(
+                session.scalars(select(AliasRow.name).where(AliasRow.version_id == row.id))
+            )
+            if aliases:
+                raise ConflictError(
+                    f"version {row.version} of {name!r} is what {', '.join(aliases)} "
+                    "point(s) at; move the alias first",
+                    {"model": name, "version": row.version, "aliases": aliases},
+                )
+            policy = repo.find_traffic_policy(session, model)
+            if policy is not None and str(row.version) in policy.refs:
+                raise ConflictError(
+                    f"version {row.version} of {name!r} is named by the model's traffic "
+                    "policy; change or clear the policy first",
+                    {"model": name, "version": row.version},
+                )
+            session.add(
+                VersionArchiveRow(
+                    version_id=row.id, archived_at=utc_now(), actor=actor, reason=reason
+                )
+            )
             repo.add_event(
                 session,
-                "alias.set",
+                "version.archive",
                 name,
                 actor=actor,
-                version=target.version,
-                details={"alias": alias, "from": previous, "to": target.version}
-                | ({"forced": True, "reason": reason, "failed": failed} if failed else {}),
+                version=row.version,
+                details={"reason": reason},
             )
-            session.flush()
-            return repo.to_alias(row)
+            digests = [row.artifact_sha256, *(a.sha256 for a in row.extra_artifacts)]
+        for sha256 in dict.fromkeys(digests):
+            self._discard_unreferenced(sha256)
+        return self.get_version(name, version)
 
     def set_gate(self, name: str, rules: Any, *, actor: str = "cli") -> list[dict[str, Any]]:
         """Replace the model's validation gate rules (``[]`` removes the gate); audited."""
@@ -304,30 +328,11 @@ class Registry:
             ).one_or_none()
             return [] if row is None else [dict(rule) for rule in row.rules]
 
-    def delete_alias(self, name: str, alias: str, *, actor: str = "cli") -> None:
-        """Remove ``alias``; NotFoundError if the model or the alias does not exist."""
-        with transaction(self._writes) as session:
-            model = repo.require_model(session, name, lock=True)
-            row = repo.find_alias(session, model, alias)
-            if row is None:
-                raise NotFoundError(
-                    f"alias {alias!r} of model {name!r} not found", {"model": name, "alias": alias}
-                )
-            version = row.target.version
-            session.delete(row)
-            repo.add_event(
-                session,
-                "alias.delete",
-                name,
-                actor=actor,
-                version=version,
-                details={"alias": alias, "from": version},
-            )
-
     def set_config(
         self, name: str, version: int, config: dict[str, Any], *, actor: str = "cli"
     ) -> ConfigRevision:
-        """Record ``config`` as the version's next config revision (the version stays as it is)."""
+        """Record ``config`` as the version's next config revision (the version stays as it
+        is). The document's owner, ``maas.control.model_config``, validates it first."""
         config = check_json_object("config", config)
         with transaction(self._writes) as session:
             model = repo.require_model(session, name, lock=True)
@@ -346,19 +351,25 @@ class Registry:
             target = repo.require_version(session, model, int(version))
             return [repo.to_config(row) for row in repo.config_revisions(session, target)]
 
-    def list_aliases(self, name: str) -> list[Alias]:
-        with transaction(self._reads) as session:
-            model = repo.require_model(session, name)
-            rows = session.scalars(
-                select(AliasRow).where(AliasRow.model_id == model.id).order_by(AliasRow.name)
-            )
-            return [repo.to_alias(row) for row in rows]
-
-    def audit_log(self, model_name: str | None = None, limit: int = 100) -> list[AuditEvent]:
-        """The newest ``limit`` events, newest first, of one model or of all."""
+    def audit_log(
+        self,
+        model_name: str | None = None,
+        limit: int = 100,
+        *,
+        action: str | None = None,
+        before: int | None = None,
+    ) -> list[AuditEvent]:
+        """The newest ``limit`` events, newest first, of one model or of all; ``action``
+        keeps one kind (``alias.set``) or a family (``alias``); ``before`` pages back."""
         query = select(AuditEventRow).order_by(AuditEventRow.id.desc()).limit(max(0, limit))
         if model_name is not None:
             query = query.where(AuditEventRow.model_name == model_name)
+        if action is not None:
+            query = query.where(
+                (AuditEventRow.action == action) | AuditEventRow.action.startswith(action + ".")
+            )
+        if before is not None:
+            query = query.where(AuditEventRow.id < before)
         with transaction(self._reads) as session:
             return [repo.to_event(row) for row in session.scalars(query)]
 
@@ -369,6 +380,12 @@ class Registry:
         >>> registry.artifact_path(version, "torchscript")  # doctest: +SKIP
         PosixPath('.maas/artifacts/sha256/3f/3f0c...')
         """
+        if version.archived is not None:
+            raise NotFoundError(
+                f"version {version.version} of model {version.model_name!r} is archived; "
+                "its artifacts were collected",
+                {"model": version.model_name, "version": version.version},
+            )
         if artifact_format is None or artifact_format == version.artifact_format:
             return self._store.path(version.artifact_sha256)
         found = version.artifacts.get(artifact_format)

@@ -30,16 +30,21 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relat
 
 __all__ = [
     "NAMING_CONVENTION",
+    "AliasMoveRow",
     "AliasRow",
     "AuditEventRow",
     "Base",
     "JobEpochRow",
     "JobLogRow",
     "JobRow",
+    "ModelDeploymentRow",
     "ModelGateRow",
     "ModelRow",
     "ModelVersionRow",
+    "RegistryInfoRow",
+    "TrafficPolicyRow",
     "UTCDateTime",
+    "VersionArchiveRow",
     "VersionArtifactRow",
     "VersionConfigRow",
     "utc_now",
@@ -112,10 +117,25 @@ class ModelVersionRow(Base):
     created_at: Mapped[datetime]
 
     model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
-    # Read-only: extra artifacts are inserted by version_id, so a version row never turns dirty.
+    # Read-only: extra artifacts and the archive record are inserted by version_id, so a
+    # version row never turns dirty.
     extra_artifacts: Mapped[list[VersionArtifactRow]] = relationship(
         viewonly=True, lazy="selectin", order_by="VersionArtifactRow.format"
     )
+    archive: Mapped[VersionArchiveRow | None] = relationship(viewonly=True, lazy="selectin")
+
+
+class VersionArchiveRow(Base):
+    """A version taken out of service: no longer served or listed by default; its artifact
+    is deleted once no other version uses it. The version row itself stays (history)."""
+
+    __tablename__ = "version_archives"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), unique=True)
+    archived_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class VersionArtifactRow(Base):
@@ -143,6 +163,63 @@ class AliasRow(Base):
 
     model: Mapped[ModelRow] = relationship(lazy="joined", innerjoin=True)
     target: Mapped[ModelVersionRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class AliasMoveRow(Base):
+    """One move of an alias (set, rollback or delete), in order: the alias's history, which
+    ``rollback`` walks back through."""
+
+    __tablename__ = "alias_moves"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int | None]
+    previous: Mapped[int | None]
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class TrafficPolicyRow(Base):
+    """A model's traffic policy (split, sticky header, shadow) as validated by
+    ``maas.control.traffic``; ``refs`` lists the versions and aliases it names."""
+
+    __tablename__ = "traffic_policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), unique=True)
+    policy: Mapped[dict[str, Any]]
+    refs: Mapped[list[Any]] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+
+
+class ModelDeploymentRow(Base):
+    """Whether servers should serve a model (``loaded``) or not (``unloaded``); a model
+    without a row is served."""
+
+    __tablename__ = "model_deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+
+
+class RegistryInfoRow(Base):
+    """One row: the registry's identity, made with the database, so a client can tell
+    whether a server serves the registry it is configured for."""
+
+    __tablename__ = "registry_info"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registry_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime]
 
 
 class AuditEventRow(Base):
@@ -255,6 +332,10 @@ def _refuse_audit_update(mapper: Mapper[Any], connection: Any, target: Any) -> N
     raise RuntimeError(f"audit events are append-only (event id {target.id})")
 
 
+def _refuse_move_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
+    raise RuntimeError(f"alias moves are append-only (move id {target.id})")
+
+
 def _refuse_config_update(mapper: Mapper[Any], connection: Any, target: Any) -> None:
     raise RuntimeError(f"config revisions are immutable (revision id {target.id})")
 
@@ -263,3 +344,4 @@ event.listen(ModelVersionRow, "before_update", _refuse_version_update)
 event.listen(VersionArtifactRow, "before_update", _refuse_artifact_update)
 event.listen(AuditEventRow, "before_update", _refuse_audit_update)
 event.listen(VersionConfigRow, "before_update", _refuse_config_update)
+event.listen(AliasMoveRow, "before_update", _refuse_move_update)

@@ -8,6 +8,11 @@ idle server runs a lone request after at most ``max_queue_delay_s`` (by default 
 ``timeout_s`` bounds the time a request may wait in the queue: past it the request
 fails with ``DeadlineExceededError`` and is never run. Once its batch has started it
 runs to the end (as in Triton): the work is already being paid for.
+
+A batch's outputs pass ``check`` (the version's ``OutputChecker``) before anyone sees
+them; a model that raises, or answers outside its signature, fails that batch's requests
+with ``ModelError``. ``drain`` waits until nothing is queued or running, so a version
+taken out of service finishes what it accepted.
 """
 
 from __future__ import annotations
@@ -19,19 +24,29 @@ from typing import Final
 
 import numpy as np
 
-from maas.errors import DeadlineExceededError, InvalidInputError, UnavailableError
+from maas.errors import (
+    DeadlineExceededError,
+    InvalidInputError,
+    MaasError,
+    ModelError,
+    UnavailableError,
+    describe,
+)
 from maas.scheduling.clock import Clock, MonotonicClock
 from maas.scheduling.planner import BatchPlanner, PendingItem
 from maas.scheduling.policy import BatchingPolicy
 from maas.scheduling.stacking import batch_key, request_rows, split, stack
 
-__all__ = ["BatchHook", "DynamicBatcher", "Execute"]
+__all__ = ["BatchHook", "DynamicBatcher", "Execute", "OutputCheck"]
 
 Feed = dict[str, np.ndarray]
 #: Runs one batch; the instance pool's ``run``.
 Execute = Callable[[Feed], Awaitable[Feed]]
 #: Statistics hook, called once per batch: ``(rows, queue_s, compute_s)``.
 BatchHook = Callable[[int, float, float], None]
+#: Output check, called once per batch with ``(outputs, rows)`` (rows None when batching
+#: is off); raises to fail the batch.
+OutputCheck = Callable[[Feed, int | None], None]
 
 _Payload = tuple[Mapping[str, np.ndarray], "asyncio.Future[Feed]"]
 _EWMA_WEIGHT: Final = 0.2
@@ -56,8 +71,10 @@ class DynamicBatcher:
         max_in_flight: int = 1,
         clock: Clock | None = None,
         on_batch: BatchHook | None = None,
+        check: OutputCheck | None = None,
     ) -> None:
         self._execute = execute
+        self._check = check
         self._policy = policy
         self._batching = policy.max_batch_size > 1
         self._max_in_flight = max(max_in_flight, 1)
@@ -70,6 +87,8 @@ class DynamicBatcher:
         self._batches: set[asyncio.Task[None]] = set()
         self._closed = False
         self._compute_ewma_s = 0.0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def queue_length(self) -> int:
@@ -113,12 +132,18 @@ class DynamicBatcher:
             rows, now, None if timeout_s is None else now + timeout_s, key, (feed, future)
         )
         self._planner.add(item)
+        self._idle.clear()
         self._wake.set()
         try:
             return await future
         except asyncio.CancelledError:
             self._planner.cancel(item)  # no-op on the queue when its batch already runs
             raise
+
+    async def drain(self) -> None:
+        """Return once no request is queued or running (new ones may still arrive)."""
+        while not self._idle.is_set():
+            await self._idle.wait()
 
     async def close(self) -> None:
         """Stop batching; waiting and running requests fail with ``UnavailableError``."""
@@ -148,6 +173,8 @@ class DynamicBatcher:
                 if batch is None:
                     break
                 self._launch(batch, now)
+            if self._in_flight == 0 and not len(planner):
+                self._idle.set()
             if self._in_flight < self._max_in_flight:
                 wake = planner.wake_at(now)
             else:
@@ -175,6 +202,8 @@ class DynamicBatcher:
             start_s = self._clock.now()
             outputs = await self._execute(merged)
             compute_s = self._clock.now() - start_s
+            if self._check is not None:
+                self._check(outputs, sum(rows) if self._batching else None)
             pieces = [outputs] if len(batch) == 1 else split(outputs, rows)
         except asyncio.CancelledError:
             error: BaseException = UnavailableError("this model version is shutting down")
@@ -182,8 +211,13 @@ class DynamicBatcher:
                 _fail(item.payload[1], error)
             raise
         except Exception as exc:
+            error = (
+                exc
+                if isinstance(exc, MaasError)
+                else ModelError(f"the model failed: {describe(exc)}")
+            )
             for item in batch:
-                _fail(item.payload[1], exc)
+                _fail(item.payload[1], error)
             return
         finally:
             self._in_flight -= 1

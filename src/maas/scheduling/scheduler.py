@@ -29,7 +29,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from maas.scheduling.batcher import BatchHook, DynamicBatcher
+from maas.scheduling.batcher import BatchHook, DynamicBatcher, OutputCheck
 from maas.scheduling.clock import Clock
 from maas.scheduling.policy import BatchingPolicy
 from maas.scheduling.pool import InstancePool
@@ -58,13 +58,19 @@ class VersionScheduler:
         *,
         clock: Clock | None = None,
         on_batch: BatchHook | None = None,
+        check: OutputCheck | None = None,
     ) -> None:
         if not batchable and batching.max_batch_size > 1:
             batching = replace(batching, max_batch_size=1, preferred_batch_sizes=())
         self.batching = batching
         self._pool = pool
         self._batcher = DynamicBatcher(
-            pool.run, batching, max_in_flight=pool.capacity, clock=clock, on_batch=on_batch
+            pool.run,
+            batching,
+            max_in_flight=pool.capacity,
+            clock=clock,
+            on_batch=on_batch,
+            check=check,
         )
 
     @property
@@ -77,6 +83,10 @@ class VersionScheduler:
     ) -> dict[str, np.ndarray]:
         """This request's outputs; see ``DynamicBatcher.submit`` for the errors."""
         return await self._batcher.submit(feed, timeout_s=timeout_s)
+
+    async def drain(self) -> None:
+        """Return once nothing is queued or running."""
+        await self._batcher.drain()
 
     async def close(self) -> None:
         """Fail what waits with ``UnavailableError``, then close the pool."""

@@ -12,17 +12,27 @@ from starlette.types import ASGIApp
 
 from maas import __version__
 from maas.config import Settings
+from maas.control import ControlPlane
 from maas.jobs.policy import SubmissionPolicy
 from maas.jobs.runner import JobRunner, LocalJobRunner
 from maas.registry.service import Registry
 from maas.serving.dataplane import DataPlane
 from maas.serving.deployments import Deployments
 from maas.serving.grpc import GrpcServer
+from maas.serving.repository import ModelRepository
+from maas.serving.residency import ResidencyLimits
+from maas.serving.rest.aliases import aliases_router
+from maas.serving.rest.audit import audit_router
+from maas.serving.rest.context import ApiContext
+from maas.serving.rest.deployments import deployments_router
 from maas.serving.rest.errors import install_error_handlers
 from maas.serving.rest.inference_lane import InferenceLane
 from maas.serving.rest.jobs import jobs_router
-from maas.serving.rest.management import management_router
+from maas.serving.rest.models import models_router
+from maas.serving.rest.openapi import install_openapi
+from maas.serving.rest.traffic import traffic_router
 from maas.serving.rest.v2 import v2_router
+from maas.serving.warmup import ServerWarmup
 
 __all__ = ["build_app"]
 
@@ -39,14 +49,25 @@ def build_app(
     owns_registry = registry is None
     registry = registry or Registry.from_settings(settings, upgrade=True)
     runner = runner or LocalJobRunner(registry.jobs, settings)
-    deployments = Deployments(registry)
+    limits = ResidencyLimits(settings.max_loaded_bytes, settings.max_loaded_versions)
+    deployments = Deployments(registry, limits)
+    warmup = ServerWarmup(deployments)
+    control = ControlPlane.build(
+        registry,
+        warmup=warmup,
+        job_policy=SubmissionPolicy.for_server(settings),
+        on_job_queued=lambda job: runner.wake(),
+        on_job_cancelled=lambda job: runner.wake(),
+    )
     dataplane = DataPlane(deployments)
+    repository = ModelRepository(control, deployments)
     grpc_server = GrpcServer(
-        dataplane, settings.host, settings.grpc_port, settings.grpc_max_message_bytes
+        dataplane, repository, settings.host, settings.grpc_port, settings.grpc_max_message_bytes
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warmup.bind(asyncio.get_running_loop())
         await deployments.sync(force=True)
         await asyncio.to_thread(runner.start)
         if settings.grpc_port:
@@ -75,7 +96,13 @@ def build_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    api = ApiContext(control, deployments, settings.max_request_size_bytes)
     app.include_router(v2_router(dataplane, settings.max_request_size_bytes))
-    app.include_router(management_router(registry, deployments, settings.max_request_size_bytes))
-    app.include_router(jobs_router(registry, runner, SubmissionPolicy.for_server(settings)))
+    app.include_router(models_router(api))
+    app.include_router(aliases_router(api))
+    app.include_router(traffic_router(api))
+    app.include_router(deployments_router(api, repository))
+    app.include_router(audit_router(api))
+    app.include_router(jobs_router(api))
+    install_openapi(app)
     return InferenceLane(app, dataplane, settings.max_request_size_bytes)

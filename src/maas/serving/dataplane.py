@@ -1,7 +1,10 @@
 """The inference behaviour of the server, shared by every transport (STYLE habit 1).
 
 Handlers decode bytes into ``maas.protocol`` types, call one method here, and encode
-what it returns; nothing here knows about HTTP or gRPC.
+what it returns; nothing here knows about HTTP or gRPC. A request is routed first
+(``route``: the model must exist before its body is judged, as V2 clients expect),
+then inferred (``infer``); a request on a model's default route may be copied to a
+shadow version after its answer is ready.
 """
 
 from __future__ import annotations
@@ -10,16 +13,26 @@ import time
 from typing import Any
 
 from maas import __version__
-from maas.errors import InvalidInputError
+from maas.errors import InvalidInputError, UnavailableError
 from maas.protocol.types import InferRequest, InferResponse, Tensor
 from maas.serving.deployment import Deployment
 from maas.serving.deployments import Deployments
-from maas.serving.model_config import triton_config
+from maas.serving.shadow import ShadowMirror
+from maas.serving.triton_config import triton_config
 
-__all__ = ["DataPlane"]
+__all__ = ["DataPlane", "Route"]
+
+#: What ``route`` returns: the deployment to run on, and the shadow to copy to (if any).
+Route = tuple[Deployment, ShadowMirror | None]
 
 # V2 extensions this server implements, reported by server metadata.
-_EXTENSIONS: list[str] = []
+_EXTENSIONS: list[str] = [
+    "binary_tensor_data",
+    "model_configuration",
+    "model_repository",
+    "parameters",
+    "statistics",
+]
 
 
 class DataPlane:
@@ -32,14 +45,29 @@ class DataPlane:
     def ready(self) -> bool:
         return self._deployments.synced
 
+    def readiness(self) -> dict[str, Any]:
+        """Readiness with its details: versions that failed to load or warm up, and routes
+        held on their previous version because of them."""
+        found: dict[str, Any] = {"ready": self.ready()}
+        if failures := self._deployments.failures():
+            found["failures"] = failures
+        if held := self._deployments.holds():
+            found["held"] = held
+        return found
+
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "maas", "version": __version__, "extensions": _EXTENSIONS}
 
-    async def model_ready(self, name: str, version: str | None) -> bool:
+    async def model_ready(self, name: str, version: str | None) -> tuple[bool, str | None]:
+        """Whether the version can answer now, loading it if nothing else stops it; with
+        the reason when it cannot."""
         if self._deployments.is_ready(name, version):
-            return True
-        await self._deployments.get(name, version)  # raises NotFoundError for unknown names
-        return self._deployments.is_ready(name, version)
+            return True, None
+        try:
+            await self._deployments.get(name, version)  # NotFoundError for unknown names
+        except UnavailableError as exc:
+            return False, exc.message
+        return self._deployments.is_ready(name, version), None
 
     async def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         deployment = await self._deployments.get(name, version)
@@ -63,31 +91,37 @@ class DataPlane:
             deployments = [await self._deployments.get(name, version)]
         else:
             if name:
-                await self._deployments.get(name, None)  # NotFoundError for unknown models
+                self._deployments.versions(name)  # NotFoundError for unknown models
             deployments = self._deployments.loaded(name or None)
         return {"model_stats": [d.stats.to_dict() for d in deployments]}
 
-    async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
-        deployment = await self._deployments.get(name, version)
+    def routing_header(self, name: str) -> str | None:
+        """The request header the model's traffic policy sticks on, if it has one."""
+        return self._deployments.routing_header(name)
+
+    async def route(self, name: str, version: str | None, key: bytes | None = None) -> Route:
+        """Where a request goes; ``NotFoundError`` before its body is even read."""
+        return await self._deployments.route(name, version, key)
+
+    async def infer(self, route: Route, request: InferRequest) -> InferResponse:
+        deployment, mirror = route
         started = time.perf_counter()
         try:
-            response = await self._infer(deployment, request)
+            feed = deployment.validator.feed(request.inputs)
+            deployment.validator.check_outputs(request.outputs)
+            results = await deployment.scheduler.submit(feed, timeout_s=_timeout_s(request))
         except BaseException:
             deployment.stats.record_request(False, time.perf_counter() - started)
             raise
-        deployment.stats.record_request(True, time.perf_counter() - started)
-        return response
-
-    async def _infer(self, deployment: Deployment, request: InferRequest) -> InferResponse:
-        feed = deployment.validator.feed(request.inputs)
-        deployment.validator.check_outputs(request.outputs)
-        results = await deployment.scheduler.submit(feed, timeout_s=_timeout_s(request))
-        name = deployment.name
+        elapsed_s = time.perf_counter() - started
+        deployment.stats.record_request(True, elapsed_s)
+        if mirror is not None:
+            mirror.offer(feed, results, elapsed_s)
         wanted = [o.name for o in request.outputs] if request.outputs else list(results)
-        datatypes = {t.name: t.datatype for t in deployment.signature.outputs}
+        datatypes = deployment.datatypes
         return InferResponse(
-            model_name=name,
-            model_version=str(deployment.number),
+            model_name=deployment.name,
+            model_version=deployment.version_text,
             outputs=[Tensor(n, datatypes[n], results[n]) for n in wanted],
             id=request.id,
         )

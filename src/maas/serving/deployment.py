@@ -1,41 +1,89 @@
 """One deployed version: its config, signature, validator, statistics and scheduler.
 
 Everything a request needs is resolved here once, at load time, so the hot path only
-validates, submits to the scheduler and encodes.
+validates, submits to the scheduler and encodes. ``deploy`` does not hand a version out
+before it has answered its warm-up request within its signature (``protocol.warmup``):
+a version that fails to load or to warm up is closed again and refused with
+``NotServableError``, so it never answers a caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
+from maas.control.model_config import ModelConfig, parse_model_config
+from maas.control.warmup import not_servable
+from maas.errors import MaasError, describe
 from maas.protocol.signature import Signature
-from maas.protocol.validation import SignatureValidator
+from maas.protocol.validation import OutputChecker, SignatureValidator
+from maas.protocol.warmup import check_warmup_outputs, warmup_feed
 from maas.registry.entities import ModelVersion
 from maas.registry.service import Registry
 from maas.runtimes.discovery import runtime_class
-from maas.scheduling.pool import build_pool
+from maas.scheduling.pool import InstancePool, build_pool
 from maas.scheduling.scheduler import VersionScheduler
 from maas.scheduling.workers import ProcessInstancePool
-from maas.serving.model_config import ModelConfig, parse_model_config
 from maas.serving.statistics import VersionStatistics
 
 __all__ = ["Deployment", "deploy"]
 
-_DRAIN_TIMEOUT_S = 30.0
+log = logging.getLogger(__name__)
+
+#: How long a retiring version may take to finish what it accepted before it is closed.
+DRAIN_TIMEOUT_S: Final = 30.0
 
 
-@dataclass(frozen=True, slots=True)
 class Deployment:
-    version: ModelVersion
-    config: ModelConfig
-    config_revision: int
-    signature: Signature
-    platform: str
-    validator: SignatureValidator
-    stats: VersionStatistics
-    scheduler: VersionScheduler
+    """A loaded, warm version. ``last_used_s`` (monotonic) is what eviction orders by."""
+
+    __slots__ = (
+        "config",
+        "config_revision",
+        "datatypes",
+        "last_used_s",
+        "loaded_at_s",
+        "platform",
+        "pool",
+        "resident_bytes",
+        "scheduler",
+        "signature",
+        "stats",
+        "validator",
+        "version",
+        "version_text",
+    )
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        config: ModelConfig,
+        config_revision: int,
+        signature: Signature,
+        platform: str,
+        pool: InstancePool,
+        scheduler: VersionScheduler,
+        stats: VersionStatistics,
+        resident_bytes: int,
+    ) -> None:
+        self.version = version
+        self.config = config
+        self.config_revision = config_revision
+        self.signature = signature
+        self.platform = platform
+        self.pool = pool
+        self.scheduler = scheduler
+        self.stats = stats
+        self.validator = SignatureValidator(signature)
+        #: Output name -> datatype, and the version as V2 responses name it: per request.
+        self.datatypes = {t.name: t.datatype for t in signature.outputs}
+        self.version_text = str(version.version)
+        self.resident_bytes = resident_bytes
+        self.loaded_at_s = self.last_used_s = time.monotonic()
 
     @property
     def name(self) -> str:
@@ -45,38 +93,81 @@ class Deployment:
     def number(self) -> int:
         return self.version.version
 
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.version.model_name, self.version.version
+
     async def retire(self) -> None:
-        """Let queued requests finish (bounded), then stop the scheduler and its instances."""
-        deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-        while self.scheduler.queue_length and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        """Let what was accepted finish (bounded by ``DRAIN_TIMEOUT_S``), then stop the
+        scheduler and its instances (worker processes exit with it)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.scheduler.drain(), DRAIN_TIMEOUT_S)
         await self.scheduler.close()
 
 
+def _resident_bytes(pool: InstancePool, artifact_bytes: int, count: int) -> int:
+    """What the version holds in memory, as the bound counts it: its worker processes'
+    resident sets, or for in-process instances the artifact's size once per instance
+    (the weights each session keeps)."""
+    if isinstance(pool, ProcessInstancePool):
+        return sum(_rss_bytes(pid) for pid in pool.pids if pid is not None)
+    return artifact_bytes * count
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 async def deploy(registry: Registry, version: ModelVersion) -> Deployment:
-    """Load ``version`` with its newest config: instances, batcher, validator."""
+    """Load ``version`` with its newest config and warm it up; ``NotServableError`` (and
+    nothing left running) when it does not load or does not answer within its signature."""
     revision = await asyncio.to_thread(registry.get_config, version.model_name, version.version)
     config = parse_model_config(revision.config if revision else None)
-    path = await asyncio.to_thread(registry.artifact_path, version)
     signature = config.signature_override() or version.signature
-    runtime_cls = runtime_class(version.artifact_format)
-    pool = await asyncio.to_thread(
-        build_pool,
-        version.artifact_format,
-        path,
-        runtime_cls,
-        config.instance_policy(),
-        signature,
-    )
-    if isinstance(pool, ProcessInstancePool):
-        try:
+    try:
+        path = await asyncio.to_thread(registry.artifact_path, version)
+        runtime_cls = runtime_class(version.artifact_format)
+        pool = await asyncio.to_thread(
+            build_pool,
+            version.artifact_format,
+            path,
+            runtime_cls,
+            config.instance_policy(),
+            signature,
+        )
+    except MaasError as exc:
+        raise not_servable(version, f"it does not load: {exc.message}") from None
+    phase = "load"
+    try:
+        if isinstance(pool, ProcessInstancePool):
             await pool.ready()
-        except BaseException:
-            await pool.close()
+        phase = "warm-up"
+        if config.warmup.enabled:
+            await _warm_up(pool, signature, config)
+    except BaseException as exc:
+        await pool.close()
+        if not isinstance(exc, Exception):
             raise
+        if phase == "load":
+            said = exc.message if isinstance(exc, MaasError) else describe(exc)
+            raise not_servable(version, f"it does not load: {said}") from None
+        if isinstance(exc, MaasError):
+            raise not_servable(version, exc.message) from None
+        raise not_servable(version, f"its warm-up request raised {describe(exc)}") from None
     stats = VersionStatistics(version.model_name, str(version.version))
+    checker = OutputChecker(signature)
     scheduler = VersionScheduler(
-        pool, config.batching_policy(), signature.batchable, on_batch=stats.record_batch
+        pool,
+        config.batching_policy(),
+        signature.batchable,
+        on_batch=stats.record_batch,
+        check=checker.check,
     )
     return Deployment(
         version=version,
@@ -84,7 +175,14 @@ async def deploy(registry: Registry, version: ModelVersion) -> Deployment:
         config_revision=revision.revision if revision else 0,
         signature=signature,
         platform=runtime_cls.platform,
-        validator=SignatureValidator(signature),
-        stats=stats,
+        pool=pool,
         scheduler=scheduler,
+        stats=stats,
+        resident_bytes=_resident_bytes(pool, version.size_bytes, config.instances.count),
     )
+
+
+async def _warm_up(pool: InstancePool, signature: Signature, config: ModelConfig) -> None:
+    feed = warmup_feed(signature, config.warmup.shapes)
+    outputs = await pool.run(feed)
+    check_warmup_outputs(signature, feed, outputs)

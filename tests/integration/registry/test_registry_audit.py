@@ -18,9 +18,9 @@ def test_audit_log_records_every_change_in_order(
     registry.register_version(
         "iris", make_artifact(b"two"), artifact_format="torchscript", signature=signature
     )
-    registry.set_alias("iris", "production", 1, actor="alice")
-    registry.set_alias("iris", "production", 2, actor="bob")
-    registry.delete_alias("iris", "production", actor="carol")
+    registry.aliases.set("iris", "production", 1, actor="alice")
+    registry.aliases.set("iris", "production", 2, actor="bob")
+    registry.aliases.delete("iris", "production", actor="carol")
     registry.register_version("mnist", make_artifact(), artifact_format="onnx", signature=signature)
 
     events = registry.audit_log()
@@ -64,9 +64,9 @@ def test_change_token_moves_on_every_change(
     tokens = [registry.change_token()]
     registry.register_version("iris", make_artifact(), artifact_format="onnx", signature=signature)
     tokens.append(registry.change_token())
-    registry.set_alias("iris", "production", 1)
+    registry.aliases.set("iris", "production", 1)
     tokens.append(registry.change_token())
-    registry.delete_alias("iris", "production")
+    registry.aliases.delete("iris", "production")
     tokens.append(registry.change_token())
     assert tokens[0] == (0, 0)
     assert tokens[1][1] == 1

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from maas.errors import InvalidInputError
+from maas.errors import GateFailedError, InvalidInputError
 from maas.protocol.signature import Signature, TensorSpec
 from maas.registry import Registry
-from maas.registry.gate import GateFailedError
 
 SIGNATURE = Signature((TensorSpec("x", "FP32", (-1, 2)),), (TensorSpec("y", "FP32", (-1, 2)),))
 
@@ -35,25 +34,25 @@ def test_ungated_promotion_is_refused_with_the_failed_rules(
         ],
         actor="t",
     )
-    registry.set_alias("m", "production", good, actor="t")
+    registry.aliases.set("m", "production", good, actor="t")
 
     with pytest.raises(GateFailedError) as refused:
-        registry.set_alias("m", "production", bad, actor="t")
+        registry.aliases.set("m", "production", bad, actor="t")
     assert any("< min 0.95" in rule for rule in refused.value.details["failed"])
     with pytest.raises(GateFailedError, match="below production"):
-        registry.set_alias("m", "production", worse, actor="t")
+        registry.aliases.set("m", "production", worse, actor="t")
     with pytest.raises(GateFailedError, match="no accuracy metric"):
-        registry.set_alias("m", "production", blank, actor="t")
+        registry.aliases.set("m", "production", blank, actor="t")
     assert registry.resolve("m").version == good  # nothing moved
-    registry.set_alias("m", "staging", bad, actor="t")  # the gate guards production only
+    registry.aliases.set("m", "staging", bad, actor="t")  # the gate guards production only
 
 
 def test_forcing_needs_a_reason_and_is_audited(registry: Registry, tmp_path: Path) -> None:
     bad = _version(registry, tmp_path, 0.5)
     registry.set_gate("m", [{"metric": "accuracy", "min": 0.9}], actor="t")
     with pytest.raises(InvalidInputError, match="reason"):
-        registry.set_alias("m", "production", bad, actor="t", force=True)
-    registry.set_alias("m", "production", bad, actor="ops", force=True, reason="hotfix #12")
+        registry.aliases.set("m", "production", bad, actor="t", force=True)
+    registry.aliases.set("m", "production", bad, actor="ops", force=True, reason="hotfix #12")
     event = registry.audit_log("m")[0]
     assert event.action == "alias.set" and event.actor == "ops"
     assert event.details["forced"] is True and event.details["reason"] == "hotfix #12"

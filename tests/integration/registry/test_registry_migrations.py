@@ -28,6 +28,11 @@ TABLES = {
     "job_epochs",
     "job_logs",
     "version_artifacts",
+    "registry_info",
+    "version_archives",
+    "alias_moves",
+    "traffic_policies",
+    "model_deployments",
 }
 
 

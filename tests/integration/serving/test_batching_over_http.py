@@ -12,8 +12,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from maas.control.uploads import register_upload
 from maas.registry import Registry
-from maas.serving.uploads import register_upload
 from maas.testing.models import write_linear_model, write_slow_model
 
 

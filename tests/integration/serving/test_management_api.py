@@ -123,7 +123,8 @@ def test_alias_to_a_missing_version_is_refused_and_changes_nothing(
     assert client.get("/api/models/lin").json()["aliases"] == {"production": 1}
     assert len(local_registry.audit_log()) == events
 
-    for body in ({"version": 0}, {"version": "x"}, {}, [1]):
+    assert client.put("/api/models/lin/aliases/staging", json={"version": "x"}).status_code == 404
+    for body in ({"version": 0}, {"version": "not an alias!"}, {}, [1]):
         assert client.put("/api/models/lin/aliases/staging", json=body).status_code == 400
     bad_name = client.put("/api/models/lin/aliases/Not%20Valid", json={"version": 1})
     assert bad_name.status_code == 400
@@ -136,7 +137,7 @@ def test_audit_log_records_every_change(client: httpx.Client, tmp_path: Path) ->
     client.put("/api/models/lin/aliases/production", json={"version": 1})
     events = client.get("/api/audit", params={"model": "lin"}).json()
     assert [e["action"] for e in events] == ["alias.set", "version.create", "model.create"]
-    assert {e["actor"] for e in events} == {"api"}
+    assert {e["actor"] for e in events} == {"api:127.0.0.1"}  # the caller's address
 
 
 def test_unknown_things_are_404(client: httpx.Client) -> None:

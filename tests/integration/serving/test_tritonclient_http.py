@@ -17,9 +17,9 @@ import tritonclient.http.aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
 from maas.config import Settings
+from maas.control.uploads import register_upload
 from maas.protocol.datatypes import numpy_dtype
 from maas.registry import Registry
-from maas.serving.uploads import register_upload
 from maas.testing.models import IDENTITY_TYPES, write_identity_model, write_linear_model
 from maas.testing.server import running_server
 

@@ -10,9 +10,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from maas.control.uploads import register_upload
 from maas.protocol.datatypes import numpy_dtype
 from maas.registry import Registry
-from maas.serving.uploads import register_upload
 from maas.testing.models import IDENTITY_TYPES, write_identity_model, write_linear_model
 
 

@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from maas.control.uploads import register_upload
 from maas.errors import InvalidInputError
 from maas.registry import Registry
-from maas.serving.uploads import register_upload
 from maas.testing.models import write_linear_model
 from maas.training.datasets import load_digits
 from maas.training.export import load_torchscript

@@ -14,10 +14,10 @@ from sklearn.datasets import load_digits, load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+from maas.control.uploads import register_upload
 from maas.errors import InvalidArtifactError
 from maas.registry import Registry
 from maas.runtimes.onnx import OnnxRuntime
-from maas.serving.uploads import register_upload
 
 
 class CustomClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # untyped base

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from maas.errors import DeadlineExceededError, InvalidInputError, QueueFullError
+from maas.errors import DeadlineExceededError, InvalidInputError, ModelError, QueueFullError
 from maas.scheduling.batcher import DynamicBatcher
 from maas.scheduling.policy import BatchingPolicy
 
@@ -124,6 +124,7 @@ def test_request_larger_than_max_batch_size_is_refused() -> None:
 
 
 def test_execute_error_reaches_every_request_of_the_batch_and_stats_are_reported() -> None:
+    """A model's own exception reaches callers as ModelError naming it (no traceback)."""
     stats: list[tuple[int, float, float]] = []
 
     async def broken(feed: Feed) -> Feed:
@@ -133,7 +134,7 @@ def test_execute_error_reaches_every_request_of_the_batch_and_stats_are_reported
         batcher = DynamicBatcher(
             broken, BatchingPolicy(), on_batch=lambda r, q, c: stats.append((r, q, c))
         )
-        with pytest.raises(RuntimeError, match="boom"):
+        with pytest.raises(ModelError, match="the model failed: RuntimeError: boom"):
             await batcher.submit(request(1, 3, 1))
         ok = DynamicBatcher(
             FakeModel().execute,

@@ -28,6 +28,7 @@ __all__ = [
     "model_config_to_proto",
     "model_metadata_to_proto",
     "model_statistics_to_proto",
+    "repository_index_to_proto",
     "server_metadata_to_proto",
 ]
 
@@ -46,10 +47,6 @@ _CONTENTS_FIELD: Final[dict[str, str]] = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-
-
-def _version(version: str) -> str | None:
-    return version or None
 
 
 # --- parameters ---------------------------------------------------------------------------
@@ -122,8 +119,8 @@ def _from_contents(tensor: Any, where: str) -> np.ndarray:
         raise InvalidInputError(f"{where}: a value is out of range for {tensor.datatype}") from None
 
 
-def infer_request_from_proto(message: Any) -> tuple[str, str | None, InferRequest]:
-    """``ModelInferRequest`` -> (model name, version or None, request)."""
+def infer_request_from_proto(message: Any) -> InferRequest:
+    """``ModelInferRequest`` -> request (its model and version are routed before)."""
     raw = message.raw_input_contents
     if raw and len(raw) != len(message.inputs):
         raise InvalidInputError(
@@ -147,13 +144,12 @@ def infer_request_from_proto(message: Any) -> tuple[str, str | None, InferReques
     outputs = [
         RequestedOutput(o.name, _parameters_from_proto(o.parameters)) for o in message.outputs
     ]
-    request = InferRequest(
+    return InferRequest(
         inputs=inputs,
         outputs=outputs or None,
         id=message.id or None,
         parameters=_parameters_from_proto(message.parameters),
     )
-    return message.model_name, _version(message.model_version), request
 
 
 def _raw(tensor: Tensor) -> bytes:
@@ -226,3 +222,15 @@ def model_statistics_to_proto(statistics: Mapping[str, Any]) -> Any:
     message = service_pb2.ModelStatisticsResponse()
     json_format.ParseDict(statistics, message, ignore_unknown_fields=True)
     return message
+
+
+def repository_index_to_proto(models: Sequence[Mapping[str, Any]]) -> Any:
+    """The repository index (name, version, state, reason per entry) as its response."""
+    return service_pb2.RepositoryIndexResponse(
+        models=[
+            service_pb2.RepositoryIndexResponse.ModelIndex(
+                name=m["name"], version=m["version"], state=m["state"], reason=m["reason"]
+            )
+            for m in models
+        ]
+    )

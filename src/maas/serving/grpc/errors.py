@@ -7,6 +7,7 @@ from typing import Final
 
 import grpc  # type: ignore[import-untyped]  # grpcio ships no type stubs
 
+from maas import errors
 from maas.errors import MaasError
 
 __all__ = ["STATUS_BY_CODE", "grpc_status"]
@@ -14,18 +15,21 @@ __all__ = ["STATUS_BY_CODE", "grpc_status"]
 log = logging.getLogger(__name__)
 
 STATUS_BY_CODE: Final[dict[str, grpc.StatusCode]] = {
-    "invalid_input": grpc.StatusCode.INVALID_ARGUMENT,
-    "invalid_artifact": grpc.StatusCode.INVALID_ARGUMENT,
-    "not_found": grpc.StatusCode.NOT_FOUND,
-    "conflict": grpc.StatusCode.ALREADY_EXISTS,
-    "gate_failed": grpc.StatusCode.FAILED_PRECONDITION,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
-    "queue_full": grpc.StatusCode.UNAVAILABLE,
-    "worker_crashed": grpc.StatusCode.UNAVAILABLE,
-    "deadline_exceeded": grpc.StatusCode.DEADLINE_EXCEEDED,
-    "payload_too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "integrity": grpc.StatusCode.INTERNAL,
-    "internal": grpc.StatusCode.INTERNAL,
+    errors.InvalidInputError.code: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InvalidArtifactError.code: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFoundError.code: grpc.StatusCode.NOT_FOUND,
+    errors.ConflictError.code: grpc.StatusCode.ALREADY_EXISTS,
+    errors.GateFailedError.code: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NotServableError.code: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.RegistryMismatchError.code: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PayloadTooLargeError.code: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.UnavailableError.code: grpc.StatusCode.UNAVAILABLE,
+    errors.QueueFullError.code: grpc.StatusCode.UNAVAILABLE,
+    errors.WorkerCrashedError.code: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceededError.code: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.IntegrityError.code: grpc.StatusCode.INTERNAL,
+    errors.ModelError.code: grpc.StatusCode.INTERNAL,
+    errors.MaasError.code: grpc.StatusCode.INTERNAL,
 }
 
 

@@ -8,6 +8,7 @@ from tritonclient.grpc import service_pb2_grpc
 from maas.errors import UnavailableError
 from maas.serving.dataplane import DataPlane
 from maas.serving.grpc.servicer import InferenceServicer
+from maas.serving.repository import ModelRepository
 
 __all__ = ["GrpcServer"]
 
@@ -21,8 +22,16 @@ class GrpcServer:
     >>> await server.start(); server.port  # doctest: +SKIP
     """
 
-    def __init__(self, dataplane: DataPlane, host: str, port: int, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        repository: ModelRepository,
+        host: str,
+        port: int,
+        max_message_bytes: int,
+    ) -> None:
         self._dataplane = dataplane
+        self._repository = repository
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._max_message_bytes = max_message_bytes
         self._server: grpc.aio.Server | None = None
@@ -37,7 +46,7 @@ class GrpcServer:
             ]
         )
         service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self._dataplane), server
+            InferenceServicer(self._dataplane, self._repository), server
         )
         try:
             port = server.add_insecure_port(self._address)

@@ -1,7 +1,8 @@
-"""The KServe V2 ``GRPCInferenceService``: each RPC converts, calls the data plane, converts.
+"""The KServe V2 ``GRPCInferenceService``: each RPC converts, calls the data plane (or
+the model repository), converts.
 
-RPCs maas does not offer (repository, shared memory, trace, log settings) keep the
-generated base class's answer, UNIMPLEMENTED.
+RPCs maas does not offer (shared memory, trace, log settings) keep the generated base
+class's answer, UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any, TypeVar
 
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from maas.errors import InvalidInputError
 from maas.serving.dataplane import DataPlane
 from maas.serving.grpc import converters
 from maas.serving.grpc.errors import grpc_status
+from maas.serving.repository import ModelRepository
 
 __all__ = ["InferenceServicer"]
 
@@ -41,8 +44,9 @@ def _unary(handler: _Handler[_Self]) -> _Handler[_Self]:
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]  # generated base is untyped
     """Thin gRPC adapter over a ``DataPlane``."""
 
-    def __init__(self, dataplane: DataPlane) -> None:
+    def __init__(self, dataplane: DataPlane, repository: ModelRepository) -> None:
         self._dataplane = dataplane
+        self._repository = repository
 
     @_unary
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -54,7 +58,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
 
     @_unary
     async def ModelReady(self, request: Any, context: Any) -> Any:
-        ready = await self._dataplane.model_ready(request.name, request.version or None)
+        ready, _ = await self._dataplane.model_ready(request.name, request.version or None)
         return service_pb2.ModelReadyResponse(ready=ready)
 
     @_unary
@@ -80,7 +84,27 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
 
     @_unary
     async def ModelInfer(self, request: Any, context: Any) -> Any:
-        return await self._infer(request)
+        return await self._infer(request, context)
+
+    @_unary
+    async def RepositoryIndex(self, request: Any, context: Any) -> Any:
+        models = await self._repository.index(ready_only=request.ready)
+        return converters.repository_index_to_proto(models)
+
+    @_unary
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
+        if request.parameters:
+            raise InvalidInputError(
+                "load takes no parameters: maas loads registered versions (upload a new "
+                "version to serve another file or config)"
+            )
+        await self._repository.load(request.model_name, actor=_actor(context))
+        return service_pb2.RepositoryModelLoadResponse()
+
+    @_unary
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
+        await self._repository.unload(request.model_name, actor=_actor(context))
+        return service_pb2.RepositoryModelUnloadResponse()
 
     async def ModelStreamInfer(self, requests: AsyncIterator[Any], context: Any) -> Any:
         """Answer every request of the stream, concurrently; an error ends only its request."""
@@ -89,7 +113,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
         async def answer(request: Any) -> None:
             try:
                 reply = service_pb2.ModelStreamInferResponse(
-                    infer_response=await self._infer(request)
+                    infer_response=await self._infer(request, context)
                 )
             except Exception as exc:
                 reply = converters.infer_error_to_stream(request, grpc_status(exc)[1])
@@ -113,7 +137,25 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 
-    async def _infer(self, message: Any) -> Any:
-        name, version, request = converters.infer_request_from_proto(message)
-        response = await self._dataplane.infer(name, version, request)
+    async def _infer(self, message: Any, context: Any) -> Any:
+        name, version = message.model_name, message.model_version or None
+        header = self._dataplane.routing_header(name)
+        route = await self._dataplane.route(name, version, _metadata(context, header))
+        request = converters.infer_request_from_proto(message)
+        response = await self._dataplane.infer(route, request)
         return converters.infer_response_to_proto(response)
+
+
+def _metadata(context: Any, key: str | None) -> bytes | None:
+    """The value of invocation metadata ``key`` (the traffic policy's sticky header)."""
+    if key is None:
+        return None
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value if isinstance(value, bytes) else str(value).encode()
+    return None
+
+
+def _actor(context: Any) -> str:
+    """Who the audit log records for a management call over gRPC."""
+    return f"grpc:{context.peer()}"

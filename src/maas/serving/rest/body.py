@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from maas.errors import MaasError
+from maas.errors import PayloadTooLargeError
 
-__all__ = ["PayloadTooLargeError", "read_body"]
-
-
-class PayloadTooLargeError(MaasError):
-    code = "payload_too_large"
+__all__ = ["read_body"]
 
 
 async def read_body(request: Request, limit_bytes: int) -> bytes:

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from maas import errors
 from maas.errors import MaasError
 from maas.protocol.json_codec import encode_json
 
@@ -20,18 +21,21 @@ __all__ = ["ErrorReply", "error_reply", "error_response", "install_error_handler
 log = logging.getLogger(__name__)
 
 STATUS_BY_CODE: Final[dict[str, int]] = {
-    "invalid_input": 400,
-    "invalid_artifact": 400,
-    "not_found": 404,
-    "conflict": 409,
-    "gate_failed": 409,
-    "payload_too_large": 413,
-    "unavailable": 503,
-    "queue_full": 503,
-    "worker_crashed": 503,
-    "deadline_exceeded": 504,
-    "integrity": 500,
-    "internal": 500,
+    errors.InvalidInputError.code: 400,
+    errors.InvalidArtifactError.code: 400,
+    errors.NotFoundError.code: 404,
+    errors.ConflictError.code: 409,
+    errors.GateFailedError.code: 409,
+    errors.NotServableError.code: 409,
+    errors.RegistryMismatchError.code: 409,
+    errors.PayloadTooLargeError.code: 413,
+    errors.UnavailableError.code: 503,
+    errors.QueueFullError.code: 503,
+    errors.WorkerCrashedError.code: 503,
+    errors.DeadlineExceededError.code: 504,
+    errors.IntegrityError.code: 500,
+    errors.ModelError.code: 500,
+    errors.MaasError.code: 500,
 }
 
 
@@ -73,12 +77,20 @@ async def _maas_error(_: Request, exc: Exception) -> Response:
     )
 
 
+def _field(location: object) -> str:
+    """A validation error's location as a field path, without FastAPI's "body" prefix."""
+    parts = [str(p) for p in location] if isinstance(location, list | tuple) else []
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
-    )
-    return error_response(400, f"invalid request: {problems}", "invalid_input")
+    errors = exc.errors()
+    problems = "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', '')}" for e in errors)
+    field = _field(errors[0].get("loc", ())) if errors else "body"
+    return error_response(400, f"invalid request: {problems}", "invalid_input", field=field)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

@@ -19,11 +19,10 @@ from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from maas.errors import InvalidInputError, MaasError
+from maas.errors import InvalidInputError, MaasError, PayloadTooLargeError
 from maas.protocol.binary_codec import decode_request, encode_response
 from maas.protocol.types import InferResponse
 from maas.serving.dataplane import DataPlane
-from maas.serving.rest.body import PayloadTooLargeError
 from maas.serving.rest.errors import error_reply
 
 __all__ = ["InferenceLane"]
@@ -54,12 +53,12 @@ class InferenceLane:
         self, name: str, version: str | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
         try:
-            header_length = self._check_headers(scope["headers"])
+            headers = scope["headers"]
+            header_length = self._check_headers(headers)
             body = await self._read_body(receive)
+            route = await self._dataplane.route(name, version, self._routing_key(name, headers))
             request = decode_request(body, header_length)
-            response = await _unless_disconnected(
-                self._dataplane.infer(name, version, request), receive
-            )
+            response = await _unless_disconnected(self._dataplane.infer(route, request), receive)
             if response is None:
                 return  # the client went away; nobody to answer
             encoded = encode_response(request, response)
@@ -80,6 +79,14 @@ class InferenceLane:
                 (_HEADER_LENGTH, str(encoded.json_length).encode()),
             ]
             await _send(send, 200, headers, encoded.body)
+
+    def _routing_key(self, name: str, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        """The value of the header the model's traffic policy sticks on (if it has one)."""
+        header = self._dataplane.routing_header(name)
+        if header is None:
+            return None
+        wanted = header.encode("latin-1")
+        return next((value for key, value in headers if key == wanted), None)
 
     def _check_headers(self, headers: list[tuple[bytes, bytes]]) -> str | None:
         header_length = None

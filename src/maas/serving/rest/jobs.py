@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from maas.errors import InvalidInputError
-from maas.jobs.policy import SubmissionPolicy
-from maas.jobs.runner import JobRunner
-from maas.jobs.submission import submit_job
 from maas.registry.entities import Job
-from maas.registry.service import Registry
-from maas.training.spec import DATASET_PATH_FIELDS
+from maas.serving.rest.context import ApiContext, actor
 
 __all__ = ["jobs_router"]
 
@@ -69,53 +61,33 @@ def _job_out(job: Job) -> JobOut:
     return JobOut.model_validate(job.to_dict())
 
 
-def _require_absolute_paths(document: dict[str, Any]) -> None:
-    """Over HTTP the server cannot know the client's folder: dataset paths must be absolute."""
-    dataset = document.get("dataset")
-    if not isinstance(dataset, dict):
-        return
-    for name in DATASET_PATH_FIELDS:
-        value = dataset.get(name)
-        if isinstance(value, str) and not Path(value).is_absolute():
-            raise InvalidInputError(
-                f"dataset.{name}: {value!r} must be an absolute path on the server "
-                "(the CLI resolves a spec file's relative paths before submitting)",
-                {"field": f"dataset.{name}"},
-            )
-
-
-def jobs_router(registry: Registry, runner: JobRunner, policy: SubmissionPolicy) -> APIRouter:
+def jobs_router(api: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-    jobs = registry.jobs
+    jobs = api.control.jobs
 
     @router.post("", status_code=201, summary="Submit a training job")
-    async def submit(document: dict[str, Any]) -> JobOut:
+    async def submit(request: Request, document: dict[str, Any]) -> JobOut:
         """The body is a job spec (the fields of a spec file, as JSON). It is validated in
         full first (dataset read, model checked): a bad spec is refused with 400 and the
         field named in ``details.field``; nothing is queued. Dataset paths must be absolute
         and inside the server's MAAS_JOB_DATA_DIRS; factories must come from its
         MAAS_JOB_FACTORY_MODULES."""
-        _require_absolute_paths(document)
-        submit = functools.partial(submit_job, registry, document, actor="api", policy=policy)
-        job = await asyncio.to_thread(submit)
-        runner.wake()
-        return _job_out(job)
+        return _job_out(await api.call(jobs.submit, document, actor=actor(request)))
 
     @router.get("", summary="List jobs, newest first")
     async def list_jobs(
         state: Annotated[str | None, Query(description="Only jobs in this state.")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[JobOut]:
-        found = await asyncio.to_thread(functools.partial(jobs.list_jobs, state=state, limit=limit))
-        return [_job_out(job) for job in found]
+        return [_job_out(job) for job in await api.call(jobs.list_jobs, state=state, limit=limit)]
 
     @router.get("/{job_id}", summary="A job's state, progress, ETA and latest metrics")
     async def show(job_id: int) -> JobOut:
-        return _job_out(await asyncio.to_thread(jobs.get, job_id))
+        return _job_out(await api.call(jobs.get, job_id))
 
     @router.get("/{job_id}/metrics", summary="A job's metrics, epoch by epoch")
     async def metrics(job_id: int) -> JobMetricsOut:
-        return JobMetricsOut(job=job_id, epochs=await asyncio.to_thread(jobs.epochs, job_id))
+        return JobMetricsOut(job=job_id, epochs=await api.call(jobs.epochs, job_id))
 
     @router.get("/{job_id}/logs", summary="A job's log lines")
     async def logs(
@@ -123,26 +95,20 @@ def jobs_router(registry: Registry, runner: JobRunner, policy: SubmissionPolicy)
         after: Annotated[int, Query(ge=0, description="Only lines with a larger id.")] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> JobLogsOut:
-        lines = await asyncio.to_thread(
-            functools.partial(jobs.logs, job_id, after=after, limit=limit)
-        )
+        lines = await api.call(jobs.logs, job_id, after=after, limit=limit)
         return JobLogsOut(
             job=job_id, lines=[JobLogLineOut.model_validate(line.to_dict()) for line in lines]
         )
 
     @router.post("/{job_id}/cancel", summary="Cancel a queued or running job")
-    async def cancel(job_id: int) -> JobOut:
+    async def cancel(request: Request, job_id: int) -> JobOut:
         """A queued job is cancelled at once; a running one stops at its next training step
         (the reply shows ``cancel_requested``). 409 when the job has already ended."""
-        job = await asyncio.to_thread(functools.partial(jobs.cancel, job_id, actor="api"))
-        runner.wake()
-        return _job_out(job)
+        return _job_out(await api.call(jobs.cancel, job_id, actor=actor(request)))
 
     @router.post("/{job_id}/resume", summary="Queue a failed or cancelled job again")
-    async def resume(job_id: int) -> JobOut:
+    async def resume(request: Request, job_id: int) -> JobOut:
         """It continues after its last checkpointed epoch. 409 unless failed or cancelled."""
-        job = await asyncio.to_thread(functools.partial(jobs.resume, job_id, actor="api"))
-        runner.wake()
-        return _job_out(job)
+        return _job_out(await api.call(jobs.resume, job_id, actor=actor(request)))
 
     return router

@@ -31,10 +31,15 @@ def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
     async def live() -> Response:
         return _json({"live": dataplane.live()})
 
-    @router.get("/health/ready", summary="Server readiness")
+    @router.get(
+        "/health/ready",
+        summary="Server readiness",
+        description="With details when a version failed to load or warm up (`failures`) "
+        "and routes are held on their previous version because of it (`held`).",
+    )
     async def ready() -> Response:
-        is_ready = dataplane.ready()
-        return _json({"ready": is_ready}, 200 if is_ready else 503)
+        readiness = dataplane.readiness()
+        return _json(readiness, 200 if readiness["ready"] else 503)
 
     @router.get("", summary="Server metadata")
     async def server_metadata() -> Response:
@@ -44,8 +49,11 @@ def v2_router(dataplane: DataPlane, max_body_bytes: int) -> APIRouter:
         return _json(await dataplane.model_metadata(name, version))
 
     async def model_ready(name: str, version: str | None) -> Response:
-        is_ready = await dataplane.model_ready(name, version)
-        return _json({"name": name, "ready": is_ready}, 200 if is_ready else 503)
+        is_ready, reason = await dataplane.model_ready(name, version)
+        body: dict[str, object] = {"name": name, "ready": is_ready}
+        if reason is not None:
+            body["reason"] = reason
+        return _json(body, 200 if is_ready else 503)
 
     # Before /models/{name}, which would otherwise take "stats" for a model name.
     @router.get("/models/stats", summary="Statistics of every loaded version")

@@ -1,4 +1,4 @@
-"""A version's serving config: validated here, stored as revisions by the registry.
+"""A version's serving config: its owner validates it here; the registry stores revisions.
 
 The document users write (JSON or TOML)::
 
@@ -11,8 +11,12 @@ The document users write (JSON or TOML)::
      "outputs": [...]}                                                        # optional
 
 ``inputs``/``outputs`` override the signature the runtime reports (TorchScript files
-carry none, so there they are required). ``triton_config`` renders the Triton
-``ModelConfig`` shape that perf_analyzer and other Triton tools read.
+carry none, so there they are required). ``warmup`` shapes the request a version must
+answer, within its signature, before any traffic moves to it::
+
+     "warmup": {"enabled": true, "shapes": {"input": [1, 3, 224, 224]}}          # optional
+
+(default: one row, and 1 for every other variable dim).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from maas.protocol.datatypes import DATATYPES
 from maas.protocol.signature import Signature, TensorSpec
 from maas.scheduling.policy import BatchingPolicy, InstancePolicy
 
-__all__ = ["ModelConfig", "parse_model_config", "triton_config"]
+__all__ = ["ModelConfig", "WarmupConfig", "parse_model_config"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,6 +85,25 @@ class TensorConfig(BaseModel):
         return self
 
 
+class WarmupConfig(BaseModel):
+    model_config = _STRICT
+
+    enabled: bool = Field(
+        True, description="Run a warm-up request and check its outputs before serving."
+    )
+    shapes: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Input name -> the full shape of its warm-up tensor (dims >= 1).",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> WarmupConfig:
+        for name, shape in self.shapes.items():
+            if not shape or any(d < 1 for d in shape) or len(shape) > 64:
+                raise ValueError(f"shapes.{name}: give 1 to 64 dims, each >= 1")
+        return self
+
+
 class ModelConfig(BaseModel):
     model_config = _STRICT
 
@@ -88,6 +111,7 @@ class ModelConfig(BaseModel):
     instances: InstancesConfig = Field(default_factory=InstancesConfig)
     inputs: list[TensorConfig] | None = None
     outputs: list[TensorConfig] | None = None
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
 
     def batching_policy(self) -> BatchingPolicy:
         b = self.batching
@@ -132,46 +156,3 @@ def parse_model_config(document: Any) -> ModelConfig:
             f"invalid model config: {problems}",
             {"field": ".".join(str(p) for p in first["loc"])},
         ) from None
-
-
-def _triton_type(datatype: str) -> str:
-    return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
-
-
-def triton_config(
-    name: str, platform: str, signature: Signature, config: ModelConfig, batchable: bool
-) -> dict[str, Any]:
-    """The Triton ``ModelConfig`` (JSON form) of a deployed version.
-
-    With batching on, dims leave out the batch dim, as Triton does.
-    """
-    batching = config.batching
-    max_batch_size = batching.max_batch_size if batchable and batching.max_batch_size > 1 else 0
-
-    def tensors(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": t.name,
-                "data_type": _triton_type(t.datatype),
-                "dims": list(t.shape[1:] if max_batch_size else t.shape),
-            }
-            for t in specs
-        ]
-
-    document: dict[str, Any] = {
-        "name": name,
-        "platform": platform,
-        "backend": platform.split("_")[0],
-        "max_batch_size": max_batch_size,
-        "input": tensors(signature.inputs),
-        "output": tensors(signature.outputs),
-        "instance_group": [
-            {"name": f"{name}_0", "kind": "KIND_CPU", "count": config.instances.count}
-        ],
-    }
-    if max_batch_size:
-        document["dynamic_batching"] = {
-            "preferred_batch_size": list(batching.preferred_batch_sizes),
-            "max_queue_delay_microseconds": round(batching.max_queue_delay_s * 1_000_000),
-        }
-    return document

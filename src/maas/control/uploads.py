@@ -11,12 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from maas.control.model_config import parse_model_config
+from maas.protocol.warmup import warmup_shapes
 from maas.registry.entities import ModelVersion
 from maas.registry.service import Registry
 from maas.runtimes.base import LoadOptions
 from maas.runtimes.discovery import load_runtime
 from maas.runtimes.sklearn import convert_skops_to_onnx
-from maas.serving.model_config import parse_model_config
 
 __all__ = ["register_upload", "register_upload_bytes"]
 
@@ -47,12 +48,14 @@ def register_upload(
             description=description,
             config=config,
         )
-    override = parse_model_config(config).signature_override()
+    parsed = parse_model_config(config)
+    override = parsed.signature_override()
     runtime = load_runtime(artifact_format, path, LoadOptions(signature=override))
     try:
         signature = override or runtime.signature
     finally:
         runtime.close()
+    warmup_shapes(signature, parsed.warmup.shapes)  # the config's warm-up fits the model
     return registry.register_version(
         model_name,
         path,

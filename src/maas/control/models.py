@@ -1,0 +1,137 @@
+"""Models and versions: what is registered, uploads, archiving, serving configs, the gate.
+
+Every rule about these lives here or below: a config is validated before it is recorded
+(errors name the field), an upload is loaded before it is stored, a version is archived
+only once nothing routes to it. The REST routes, the gRPC repository calls, the CLI and
+the SDK call these methods and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from maas.control.model_config import ModelConfig, parse_model_config
+from maas.control.uploads import register_upload, register_upload_bytes
+from maas.control.views import EffectiveConfig, ModelSummary
+from maas.errors import NotFoundError
+from maas.protocol.warmup import warmup_shapes
+from maas.registry.entities import AuditEvent, ModelVersion
+from maas.registry.service import Registry
+
+__all__ = ["Models"]
+
+
+class Models:
+    """>>> control.models.upload("iris", Path("iris.onnx"), actor="cli:ann")  # doctest: +SKIP"""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    # -- reading ------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelSummary]:
+        return [self.get_model(m.name) for m in self._registry.list_models()]
+
+    def get_model(self, name: str) -> ModelSummary:
+        model = self._registry.get_model(name)
+        return ModelSummary(
+            name=model.name,
+            created_at=model.created_at,
+            description=model.description,
+            versions=tuple(v.version for v in self._registry.list_versions(name)),
+            aliases={a.name: a.version for a in self._registry.aliases.list_for(name)},
+        )
+
+    def list_versions(self, name: str, *, include_archived: bool = False) -> list[ModelVersion]:
+        return self._registry.list_versions(name, include_archived=include_archived)
+
+    def get_version(self, name: str, ref: str | int | None = None) -> ModelVersion:
+        """The version a number or alias names (None: the default version)."""
+        return self._registry.resolve(name, ref)
+
+    def artifact(
+        self, name: str, ref: str | int, artifact_format: str | None = None
+    ) -> tuple[ModelVersion, Path]:
+        """The version and a verified local path to its (or its ``artifact_format``) file."""
+        version = self._registry.resolve(name, ref)
+        return version, self._registry.artifact_path(version, artifact_format)
+
+    def get_config(self, name: str, ref: str | int) -> EffectiveConfig:
+        version = self._registry.resolve(name, ref)
+        revision = self._registry.get_config(name, version.version)
+        effective = parse_model_config(revision.config if revision else None)
+        return EffectiveConfig(
+            name, version.version, revision.revision if revision else 0, effective.model_dump()
+        )
+
+    def get_gate(self, name: str) -> list[dict[str, Any]]:
+        return self._registry.get_gate(name)
+
+    # -- changing -----------------------------------------------------------------------
+
+    def upload(
+        self,
+        name: str,
+        artifact: Path | bytes,
+        *,
+        actor: str,
+        artifact_format: str = "onnx",
+        description: str = "",
+        config: dict[str, Any] | None = None,
+        lineage: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register a file (or the bytes of one) as the model's next version, once it has
+        loaded in its runtime and its config is valid; nothing is stored otherwise."""
+        _check_config(config, None)
+        options: dict[str, Any] = {
+            "artifact_format": artifact_format,
+            "actor": actor,
+            "lineage": lineage,
+            "description": description,
+            "config": config,
+        }
+        if isinstance(artifact, bytes):
+            return register_upload_bytes(self._registry, name, artifact, **options)
+        return register_upload(self._registry, name, artifact, **options)
+
+    def archive(self, name: str, ref: str | int, *, actor: str, reason: str = "") -> ModelVersion:
+        """Take a version out of service (refused while an alias or the traffic policy
+        names it); its artifacts are collected when nothing else uses them."""
+        version = self._registry.resolve(name, ref)
+        return self._registry.archive_version(name, version.version, actor=actor, reason=reason)
+
+    def set_config(
+        self, name: str, ref: str | int, document: dict[str, Any], *, actor: str
+    ) -> EffectiveConfig:
+        """Validate ``document`` (errors name the field) and record it as the version's
+        next config revision; a running server applies it without dropping requests."""
+        version = self._registry.resolve(name, ref)
+        _check_config(document, version)
+        self._registry.set_config(name, version.version, document, actor=actor)
+        return self.get_config(name, version.version)
+
+    def set_gate(self, name: str, rules: Any, *, actor: str) -> list[dict[str, Any]]:
+        """Replace the validation gate (``[]`` removes it); rules are checked, audited."""
+        return self._registry.set_gate(name, rules, actor=actor)
+
+    def record_evaluation(
+        self, name: str, ref: str | int, details: dict[str, Any], *, actor: str
+    ) -> AuditEvent:
+        """Record that a version was measured (``maas evaluate``) in the audit log."""
+        version = self._registry.resolve(name, ref)
+        if version.archived is not None:
+            raise NotFoundError(
+                f"version {version.version} of {name!r} is archived",
+                {"model": name, "version": version.version},
+            )
+        return self._registry.record_evaluation(name, version.version, details, actor=actor)
+
+
+def _check_config(document: dict[str, Any] | None, version: ModelVersion | None) -> ModelConfig:
+    """The config, validated on its own and, once the version is known, against its
+    signature (warm-up shapes must fit it)."""
+    config = parse_model_config(document)
+    if version is not None:
+        warmup_shapes(config.signature_override() or version.signature, config.warmup.shapes)
+    return config

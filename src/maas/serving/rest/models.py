@@ -1,0 +1,191 @@
+"""``/api/models``: models, versions, uploads, archiving, artifacts, configs, the gate."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse
+
+from maas.errors import InvalidInputError
+from maas.serving.rest.body import read_body
+from maas.serving.rest.context import ApiContext, actor
+from maas.serving.rest.schemas import ArchiveIn, AuditOut, ConfigOut, GateIn, ModelOut, VersionOut
+
+__all__ = ["models_router"]
+
+_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def _config_header(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        document = json.loads(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"X-Maas-Config is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidInputError("X-Maas-Config must be a JSON object")
+    return document
+
+
+def models_router(api: ApiContext) -> APIRouter:
+    router = APIRouter(prefix="/api/models", tags=["models"])
+    models = api.control.models
+
+    @router.get("", summary="List models")
+    async def list_models() -> list[ModelOut]:
+        found = await api.call(models.list_models)
+        return [ModelOut.model_validate(m.to_dict()) for m in found]
+
+    @router.get("/{name}", summary="Show a model, its versions and aliases")
+    async def show_model(name: str) -> ModelOut:
+        return ModelOut.model_validate((await api.call(models.get_model, name)).to_dict())
+
+    @router.get("/{name}/versions", summary="List a model's versions")
+    async def list_versions(
+        name: str,
+        archived: Annotated[bool, Query(description="Include archived versions.")] = False,
+    ) -> list[VersionOut]:
+        found = await api.call(models.list_versions, name, include_archived=archived)
+        return [VersionOut.model_validate(v.to_dict()) for v in found]
+
+    @router.get(
+        "/{name}/versions/{ref}",
+        summary="Show one version (by number or alias): signature, metrics, lineage",
+    )
+    async def show_version(name: str, ref: str) -> VersionOut:
+        return VersionOut.model_validate((await api.call(models.get_version, name, ref)).to_dict())
+
+    @router.post(
+        "/{name}/versions",
+        status_code=201,
+        summary="Upload a model file as a new version",
+        description=(
+            "The request body is the raw artifact (`curl --data-binary @model.onnx`). "
+            "It is loaded in its runtime before anything is stored; a file that does not "
+            "load, or a pickle, is refused with 400 and nothing is registered."
+        ),
+        openapi_extra=_UPLOAD_BODY,
+    )
+    async def upload(
+        request: Request,
+        name: str,
+        artifact_format: Annotated[str, Query(alias="format")] = "onnx",
+        description: str = "",
+        config: Annotated[
+            str | None,
+            Header(
+                alias="X-Maas-Config",
+                description="The version's serving config as JSON (batching, instances, "
+                "warmup, inputs/outputs: required for TorchScript).",
+            ),
+        ] = None,
+    ) -> VersionOut:
+        document = _config_header(config)
+        data = await read_body(request, api.max_upload_bytes)
+        version = await api.call(
+            models.upload,
+            name,
+            data,
+            actor=actor(request),
+            artifact_format=artifact_format,
+            description=description,
+            config=document,
+        )
+        await api.changed()
+        return VersionOut.model_validate(version.to_dict())
+
+    @router.post(
+        "/{name}/versions/{ref}/archive",
+        summary="Archive a version: no longer served or listed; its artifacts are collected",
+        description="Refused (409) while an alias or the traffic policy names the version.",
+    )
+    async def archive(request: Request, name: str, ref: str, body: ArchiveIn) -> VersionOut:
+        version = await api.call(
+            models.archive, name, ref, actor=actor(request), reason=body.reason
+        )
+        await api.changed()
+        return VersionOut.model_validate(version.to_dict())
+
+    @router.get(
+        "/{name}/versions/{ref}/artifacts/{artifact_format}",
+        summary="Download one of a version's artifacts (onnx, torchscript, ...)",
+        response_class=FileResponse,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    async def download_artifact(name: str, ref: str, artifact_format: str) -> FileResponse:
+        version, path = await api.call(models.artifact, name, ref, artifact_format)
+        suffix = _SUFFIXES.get(artifact_format, f".{artifact_format}")
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",
+            filename=f"{name}-{version.version}{suffix}",
+        )
+
+    @router.get(
+        "/{name}/versions/{ref}/config",
+        summary="A version's serving config (batching, instances, warm-up, signature overrides)",
+    )
+    async def show_config(name: str, ref: str) -> ConfigOut:
+        return ConfigOut.model_validate((await api.call(models.get_config, name, ref)).to_dict())
+
+    @router.put(
+        "/{name}/versions/{ref}/config",
+        summary="Change a version's serving config (recorded as a new revision)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ModelConfig"}}
+                },
+            }
+        },
+    )
+    async def set_config(request: Request, name: str, ref: str) -> ConfigOut:
+        document = await _json_object(request)
+        result = await api.call(models.set_config, name, ref, document, actor=actor(request))
+        await api.changed()
+        return ConfigOut.model_validate(result.to_dict())
+
+    @router.post(
+        "/{name}/versions/{ref}/evaluations",
+        status_code=201,
+        summary="Record an evaluation of a version (maas evaluate) in the audit log",
+    )
+    async def record_evaluation(request: Request, name: str, ref: str) -> AuditOut:
+        details = await _json_object(request)
+        event = await api.call(models.record_evaluation, name, ref, details, actor=actor(request))
+        return AuditOut.model_validate(event.to_dict())
+
+    @router.get("/{name}/gate", summary="The model's validation gate rules")
+    async def show_gate(name: str) -> GateIn:
+        return GateIn(rules=await api.call(models.get_gate, name))
+
+    @router.put(
+        "/{name}/gate",
+        summary="Set the validation gate that versions must pass to become production",
+    )
+    async def set_gate(request: Request, name: str, body: GateIn) -> GateIn:
+        rules = await api.call(models.set_gate, name, body.rules, actor=actor(request))
+        return GateIn(rules=rules)
+
+    return router
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (its owner in the control plane validates the fields)."""
+    try:
+        document = json.loads(await request.body())
+    except ValueError as exc:
+        raise InvalidInputError(f"the body is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidInputError("the body must be a JSON object")
+    return document

@@ -1,0 +1,235 @@
+"""Shadow traffic: a copy of the default route's requests goes to a candidate version
+whose answers the callers never see; its answers are compared with the primary's.
+
+Off the hot path by construction: ``offer`` only appends to a bounded list (copies
+beyond it are dropped and counted); one task per mirror stacks what is pending into
+batches for the shadow version's own scheduler, then compares the whole batch at once.
+A request is copied when the accumulated ``fraction`` reaches one, so 0.25 copies
+exactly every fourth request.
+
+Agreement, per row: every discrete output (integers, BOOL, BYTES) equal; a version with
+float outputs only agrees when the argmax over the last axis is equal (the label of a
+classifier's logits). ``max_abs_diff`` is kept per float output. Latency: the primary's
+per request, the shadow's per call (one call carries a batch of copies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from maas.errors import MaasError, describe
+from maas.scheduling.stacking import batch_key, request_rows, stack
+
+if TYPE_CHECKING:
+    from maas.serving.deployment import Deployment
+
+__all__ = ["ShadowMirror", "ShadowReport"]
+
+log = logging.getLogger(__name__)
+
+Feed = dict[str, np.ndarray]
+#: Copies waiting for the shadow version; beyond this they are dropped (and counted).
+MAX_PENDING: Final = 1024
+_LATENCY_WINDOW: Final = 1024
+
+
+@dataclass(slots=True)
+class _Latency:
+    samples: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_WINDOW))
+    total_s: float = 0.0
+    count: int = 0
+
+    def add(self, seconds: float) -> None:
+        self.samples.append(seconds)
+        self.total_s += seconds
+        self.count += 1
+
+    def to_dict(self) -> dict[str, float | None]:
+        if not self.count:
+            return {"mean_ms": None, "p50_ms": None}
+        return {
+            "mean_ms": 1000 * self.total_s / self.count,
+            "p50_ms": 1000 * float(np.median(self.samples)),
+        }
+
+
+@dataclass(slots=True)
+class ShadowReport:
+    """What the mirror saw since its policy took effect."""
+
+    model: str
+    version: int
+    fraction: float
+    since: float = field(default_factory=time.time)
+    offered: int = 0
+    mirrored: int = 0
+    dropped: int = 0
+    errors: int = 0
+    compared: int = 0
+    agreed: int = 0
+    last_error: str = ""
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    primary_latency: _Latency = field(default_factory=_Latency)
+    shadow_latency: _Latency = field(default_factory=_Latency)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "fraction": self.fraction,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
+            "offered": self.offered,
+            "mirrored": self.mirrored,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "compared": self.compared,
+            "agreed": self.agreed,
+            "agreement": self.agreed / self.compared if self.compared else None,
+            "max_abs_diff": dict(self.max_abs_diff),
+            "primary_latency": self.primary_latency.to_dict(),
+            "shadow_latency": self.shadow_latency.to_dict(),
+        }
+
+
+class ShadowMirror:
+    """Mirrors one model's default-route requests to version ``number``."""
+
+    def __init__(
+        self,
+        model: str,
+        number: int,
+        deployment: Callable[[], Deployment | None],
+        fraction: float = 1.0,
+    ) -> None:
+        self.number = number
+        self.report = ShadowReport(model, number, fraction)
+        self._deployment = deployment
+        self._fraction = fraction
+        self._credit = 0.0
+        self._pending: list[tuple[Mapping[str, np.ndarray], Feed]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def offer(self, feed: Mapping[str, np.ndarray], outputs: Feed, primary_s: float) -> None:
+        """The primary answered ``feed`` with ``outputs``: maybe copy it (never blocks)."""
+        report = self.report
+        report.offered += 1
+        report.primary_latency.add(primary_s)
+        self._credit += self._fraction
+        if self._credit < 1.0:
+            return
+        self._credit -= 1.0
+        if len(self._pending) >= MAX_PENDING:
+            report.dropped += 1
+            return
+        self._pending.append((feed, outputs))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def close(self) -> None:
+        """Stop mirroring; copies not yet sent are dropped."""
+        self._pending.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                pending, self._pending = self._pending, []
+                deployment = self._deployment()
+                if deployment is None:
+                    self._failed(len(pending), "the shadow version is not loaded")
+                    continue
+                for group in _batches(pending, deployment.scheduler.batching.max_batch_size):
+                    await self._mirror(deployment, group)
+        finally:
+            self._task = None
+
+    async def _mirror(
+        self, deployment: Deployment, group: list[tuple[Mapping[str, np.ndarray], Feed]]
+    ) -> None:
+        try:
+            deployment.validator.check_feed(group[0][0])
+            merged, _ = stack([feed for feed, _ in group])
+            started = time.perf_counter()
+            outputs = await deployment.scheduler.submit(merged)
+            self.report.shadow_latency.add(time.perf_counter() - started)
+        except MaasError as exc:
+            self._failed(len(group), exc.message)
+            return
+        except Exception as exc:  # a bug must not end mirroring silently
+            log.exception("shadow copy to %s failed", deployment.key)
+            self._failed(len(group), describe(exc))
+            return
+        self.report.mirrored += len(group)
+        primary = {
+            name: np.concatenate([out[name] for _, out in group])
+            for name in group[0][1]
+            if all(name in out for _, out in group)
+        }
+        self._compare(primary, outputs)
+
+    def _compare(self, primary: Feed, shadow: Feed) -> None:
+        """Row by row, the primary's outputs (stacked) against the shadow's."""
+        report = self.report
+        common = [n for n in primary if n in shadow and primary[n].shape == shadow[n].shape]
+        if not common or primary[common[0]].ndim == 0:
+            self._failed(
+                1, "the shadow's outputs share no batched name and shape with the primary's"
+            )
+            return
+        rows = primary[common[0]].shape[0]
+        agree = np.ones(rows, dtype=bool)
+        discrete = [n for n in common if primary[n].dtype.kind not in "fc"]
+        for name in common:
+            a, b = primary[name], shadow[name]
+            if name in discrete:
+                agree &= (a == b).reshape(rows, -1).all(axis=1)
+            else:
+                diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+                report.max_abs_diff[name] = max(
+                    report.max_abs_diff.get(name, 0.0), float(diff.max(initial=0.0))
+                )
+        if not discrete:
+            a, b = primary[common[0]], shadow[common[0]]
+            if a.ndim >= 2:
+                same = np.argmax(a, axis=-1) == np.argmax(b, axis=-1)
+            else:
+                same = np.isclose(a, b, rtol=1e-4, atol=1e-5)
+            agree &= same.reshape(rows, -1).all(axis=1)
+        report.compared += rows
+        report.agreed += int(agree.sum())
+
+    def _failed(self, count: int, message: str) -> None:
+        self.report.errors += count
+        self.report.last_error = message
+
+
+def _batches(
+    pending: list[tuple[Mapping[str, np.ndarray], Feed]], max_rows: int
+) -> list[list[tuple[Mapping[str, np.ndarray], Feed]]]:
+    """Copies that can be stacked (same key) in groups of at most ``max_rows`` rows."""
+    if max_rows <= 1:
+        return [[item] for item in pending]
+    groups: dict[object, list[list[tuple[Mapping[str, np.ndarray], Feed]]]] = {}
+    sizes: dict[int, int] = {}
+    for item in pending:
+        key = batch_key(item[0])
+        rows = request_rows(item[0])
+        chunks = groups.setdefault(key, [[]])
+        if chunks[-1] and sizes[id(chunks[-1])] + rows > max_rows:
+            chunks.append([])
+        chunk = chunks[-1]
+        chunk.append(item)
+        sizes[id(chunk)] = sizes.get(id(chunk), 0) + rows
+    return [chunk for chunks in groups.values() for chunk in chunks if chunk]

@@ -1,0 +1,68 @@
+"""The Python SDK of maas: a server's management API, jobs and KServe V2 inference.
+
+::
+
+    from pathlib import Path
+
+    import numpy as np
+    from maas.client import Client
+
+    with Client("http://127.0.0.1:8080") as maas:
+        version = maas.upload("iris", Path("iris.onnx"))
+        maas.promote("iris", version.version)
+        result = maas.infer("iris", {"input": np.zeros((1, 4), np.float32)})
+        print(result.model_version, result["logits"])
+
+``AsyncClient`` has the same methods as coroutines. Answers are frozen dataclasses
+(``Model``, ``Version``, ``Job``...); failures raise the ``maas.errors`` tree, chosen by
+the error body's ``code``: ``NotFoundError``, ``GateFailedError``, ``NotServableError``,
+``InvalidInputError``..., ``UnavailableError`` when the server cannot be reached, and
+``RegistryMismatchError`` when it serves another registry than ``registry_id``.
+
+The SDK speaks only the public API: it imports ``maas.protocol`` and ``maas.errors`` and
+nothing of the server (an import-linter contract holds this).
+"""
+
+from __future__ import annotations
+
+from ._async_client import AsyncClient
+from ._client import Client
+from ._types import (
+    Alias,
+    AliasMove,
+    Archive,
+    Artifact,
+    AuditEvent,
+    Deployment,
+    DeploymentState,
+    InferResult,
+    Job,
+    JobLogLine,
+    Model,
+    RegistryInfo,
+    RepositoryEntry,
+    ServingConfig,
+    Traffic,
+    Version,
+)
+
+__all__ = [
+    "Alias",
+    "AliasMove",
+    "Archive",
+    "Artifact",
+    "AsyncClient",
+    "AuditEvent",
+    "Client",
+    "Deployment",
+    "DeploymentState",
+    "InferResult",
+    "Job",
+    "JobLogLine",
+    "Model",
+    "RegistryInfo",
+    "RepositoryEntry",
+    "ServingConfig",
+    "Traffic",
+    "Version",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,14 +17,30 @@ from typing import IO, Any
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "serve_process", "stop_process", "wait_until_ready"]
+__all__ = [
+    "ServerProcess",
+    "free_port",
+    "free_ports",
+    "serve_process",
+    "stop_process",
+    "wait_until_ready",
+]
 
 
 def free_port() -> int:
     """A loopback port that was free a moment ago (for a subprocess that binds it itself)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different loopback ports that were free a moment ago: all are held at
+    once while picked, so two calls cannot hand out the same port (which a server given
+    it for both REST and gRPC would refuse)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[Any], timeout_s: float = 60) -> None:
@@ -73,7 +90,7 @@ def serve_process(
 
     ``output`` receives the server's stdout and stderr (default: discarded).
     """
-    port, grpc_port = free_port(), free_port()
+    port, grpc_port = free_ports(2)
     env = {
         **os.environ,
         "MAAS_HOME": str(home),

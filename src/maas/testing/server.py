@@ -14,6 +14,7 @@ import uvicorn
 from maas.config import Settings
 from maas.registry.service import Registry
 from maas.serving.app import build_app
+from maas.serving.ports import grpc_holder, rest_socket
 
 __all__ = ["Endpoints", "running_server", "serving_endpoints"]
 
@@ -26,26 +27,26 @@ class Endpoints:
     grpc_address: str
 
 
-def _bound_socket(reuse_port: bool) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
+def _grpc_holder() -> socket.socket:
+    for _ in range(5):  # None only where a fresh port has TIME_WAIT leftovers: try another
+        holder = grpc_holder("127.0.0.1", 0)
+        if holder is not None:
+            return holder
+    raise RuntimeError("no free loopback port for gRPC")
 
 
 @contextmanager
 def serving_endpoints(settings: Settings, registry: Registry | None = None) -> Iterator[Endpoints]:
     """Serve ``settings``' registry over REST and gRPC on 127.0.0.1; stop on exit.
 
-    Both ports are bound before the server starts, so there is no race for them: the
-    REST socket is handed to uvicorn, and a placeholder socket holds the gRPC port
-    (grpc binds it too, with SO_REUSEPORT; only listening sockets take connections).
+    Both ports are held before the server starts, as ``maas serve`` holds them
+    (``maas.serving.ports``), so there is no race for them: the REST socket is handed to
+    uvicorn, and a holder socket keeps the gRPC port (grpc binds it too, with
+    SO_REUSEPORT; only listening sockets take connections).
     """
-    sock = _bound_socket(reuse_port=False)
-    grpc_holder = _bound_socket(reuse_port=True)
-    port, grpc_port = sock.getsockname()[1], grpc_holder.getsockname()[1]
+    sock = rest_socket("127.0.0.1", 0)
+    holder = _grpc_holder()
+    port, grpc_port = sock.getsockname()[1], holder.getsockname()[1]
     update = {"host": "127.0.0.1", "port": port, "grpc_port": grpc_port}
     app = build_app(settings.model_copy(update=update), registry)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
@@ -62,7 +63,7 @@ def serving_endpoints(settings: Settings, registry: Registry | None = None) -> I
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
-        grpc_holder.close()
+        holder.close()
 
 
 @contextmanager

@@ -2,8 +2,9 @@
 
 Every move is one ``alias_moves`` row and one audit event, written in the transaction
 that moves the alias. The history is read as a stack: a ``set`` pushes its version, a
-``rollback`` pops one, a ``delete`` empties it; so after promoting 1, 2 and 3, a rollback
-returns to 2 and a second one to 1 (not to 3).
+``rollback`` pops down to the version it returned to (one entry, or more where it passed
+over versions archived since), a ``delete`` empties it; so after promoting 1, 2 and 3, a
+rollback returns to 2 and a second one to 1 (not to 3).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def history_stack(moves: Sequence[AliasMove | AliasMoveRow]) -> list[int]:
             stack.append(move.version)
         elif move.kind == "rollback" and stack:
             stack.pop()
+            # A rollback that passed over versions archived since pops them too, so that
+            # the stack's top is again where the alias points.
+            if move.version in stack:
+                while stack[-1] != move.version:
+                    stack.pop()
         elif move.kind == "delete":
             stack.clear()
     return stack
@@ -150,12 +156,14 @@ class AliasBook:
                     actor=actor,
                     at=now,
                     forced=bool(failed),
-                    reason=reason if failed or kind == "rollback" else "",
+                    reason=reason,
                 )
             )
             details: dict[str, Any] = {"alias": alias, "from": previous, "to": target.version}
+            if reason:
+                details["reason"] = reason
             if failed:
-                details |= {"forced": True, "reason": reason, "failed": failed}
+                details |= {"forced": True, "failed": failed}
             repo.add_event(
                 session,
                 "alias.rollback" if kind == "rollback" else "alias.set",

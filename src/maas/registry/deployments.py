@@ -12,7 +12,7 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from maas.errors import ConflictError
+from maas.errors import ConflictError, InvalidInputError
 from maas.registry import repository as repo
 from maas.registry.entities import DeploymentState, ServingSnapshot, TrafficPolicy
 from maas.registry.names import check_json_object, parse_version_ref
@@ -54,12 +54,12 @@ class DeploymentBook:
         self, name: str, policy: dict[str, Any], *, refs: list[str], actor: str = "cli"
     ) -> TrafficPolicy:
         """Store ``policy`` (already validated), which names the versions and aliases in
-        ``refs``; each must exist and be in service."""
+        ``refs``; each must exist and be in service. Refs are stored canonical ("03" as
+        "3"), the form the archive and alias-delete guards compare against."""
         policy = check_json_object("policy", policy)
         with transaction(self._writes) as session:
             model = repo.require_model(session, name, lock=True)
-            for ref in refs:
-                _require_ref(session, model, ref)
+            refs = [_require_ref(session, model, ref) for ref in refs]
             row = repo.find_traffic_policy(session, model)
             now = utc_now()
             if row is None:
@@ -181,9 +181,12 @@ def _find_state(session: Session, model: ModelRow) -> ModelDeploymentRow | None:
     ).one_or_none()
 
 
-def _require_ref(session: Session, model: ModelRow, ref: str) -> None:
-    """A version number or alias a policy names must exist and be in service."""
+def _require_ref(session: Session, model: ModelRow, ref: str) -> str:
+    """A version number or alias a policy names must exist and be in service; returns it
+    canonical."""
     parsed = parse_version_ref(ref)
+    if parsed is None:
+        raise InvalidInputError("refs: name a version number or an alias", {"version": ref})
     if isinstance(parsed, int):
         row = repo.require_version(session, model, parsed)
         if row.archive is not None:
@@ -191,8 +194,9 @@ def _require_ref(session: Session, model: ModelRow, ref: str) -> None:
                 f"version {parsed} of {model.name!r} is archived and cannot serve",
                 {"model": model.name, "version": parsed},
             )
-    elif parsed is not None and repo.find_alias(session, model, parsed) is None:
+    elif repo.find_alias(session, model, parsed) is None:
         raise ConflictError(
             f"alias {parsed!r} of {model.name!r} does not exist",
             {"model": model.name, "alias": parsed},
         )
+    return str(parsed)

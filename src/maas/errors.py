@@ -8,6 +8,7 @@ with ``error_class`` (never from the HTTP status)::
     MaasError                        code "internal"          (HTTP 500)
      +-- InvalidInputError           code "invalid_input"     (HTTP 400)
      |    +-- InvalidArtifactError   code "invalid_artifact"  (HTTP 400)
+     |    +-- MethodNotAllowedError  code "method_not_allowed" (HTTP 405)
      +-- NotFoundError               code "not_found"         (HTTP 404)
      +-- ConflictError               code "conflict"          (HTTP 409)
      |    +-- GateFailedError        code "gate_failed"       (HTTP 409: the validation gate)
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidArtifactError",
     "InvalidInputError",
     "MaasError",
+    "MethodNotAllowedError",
     "ModelError",
     "NotFoundError",
     "NotServableError",
@@ -69,6 +71,12 @@ class InvalidArtifactError(InvalidInputError):
     """An uploaded or produced model file is not a loadable model of the claimed format."""
 
     code = "invalid_artifact"
+
+
+class MethodNotAllowedError(InvalidInputError):
+    """The path exists but does not take this HTTP method."""
+
+    code = "method_not_allowed"
 
 
 class NotFoundError(MaasError):

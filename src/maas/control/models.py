@@ -14,6 +14,7 @@ from typing import Any
 from maas.control.model_config import ModelConfig, parse_model_config
 from maas.control.uploads import register_upload, register_upload_bytes
 from maas.control.views import EffectiveConfig, ModelSummary
+from maas.control.warmup import Warmup
 from maas.errors import NotFoundError
 from maas.protocol.warmup import warmup_shapes
 from maas.registry.entities import AuditEvent, ModelVersion
@@ -25,8 +26,9 @@ __all__ = ["Models"]
 class Models:
     """>>> control.models.upload("iris", Path("iris.onnx"), actor="cli:ann")  # doctest: +SKIP"""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, warmup: Warmup) -> None:
         self._registry = registry
+        self._warmup = warmup
 
     # -- reading ------------------------------------------------------------------------
 
@@ -105,9 +107,16 @@ class Models:
         self, name: str, ref: str | int, document: dict[str, Any], *, actor: str
     ) -> EffectiveConfig:
         """Validate ``document`` (errors name the field) and record it as the version's
-        next config revision; a running server applies it without dropping requests."""
+        next config revision; a running server applies it without dropping requests.
+
+        The version must load and answer its warm-up request under the new config first
+        (``NotServableError`` with the reason otherwise): a server rebuilds the version
+        with it, and one starting afresh has no older config to fall back on.
+        """
         version = self._registry.resolve(name, ref)
-        _check_config(document, version)
+        config = _check_config(document, version)
+        if version.archived is None:
+            self._warmup.prepare(version, config)
         self._registry.set_config(name, version.version, document, actor=actor)
         return self.get_config(name, version.version)
 

@@ -49,7 +49,7 @@ class ControlPlane:
     ) -> ControlPlane:
         return cls(
             registry=registry,
-            models=Models(registry),
+            models=Models(registry, warmup),
             aliases=Aliases(registry, warmup),
             traffic=Traffic(registry, warmup),
             deployments=DeploymentControl(registry, warmup),

@@ -19,7 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from maas.control.warmup import Warmup
 from maas.errors import ConflictError, InvalidInputError
@@ -72,22 +80,36 @@ class TrafficPolicySpec(BaseModel):
     )
     shadow: ShadowTarget | None = None
 
+    # Rules between fields are checked on the later field (the earlier ones are in
+    # ``info.data`` once valid), so that an error names the field to change.
+
+    @field_validator("split")
+    @classmethod
+    def _once_each(cls, value: list[SplitTarget]) -> list[SplitTarget]:
+        targets = [str(s.target) for s in value]
+        if len(set(targets)) != len(targets):
+            raise ValueError("each target may appear once")
+        return value
+
     @field_validator("sticky_header")
     @classmethod
-    def _lower(cls, value: str | None) -> str | None:
+    def _lower(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and "split" in info.data and len(info.data["split"]) < 2:
+            raise ValueError("needs a split over two or more targets")
         return None if value is None else value.lower()  # headers compare case-insensitively
+
+    @field_validator("shadow")
+    @classmethod
+    def _not_live(cls, value: ShadowTarget | None, info: ValidationInfo) -> ShadowTarget | None:
+        live = {str(s.target) for s in info.data.get("split", ())}
+        if value is not None and str(value.target) in live:
+            raise ValueError("the shadow target must not also take live traffic")
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> TrafficPolicySpec:
         if not self.split and self.shadow is None:
             raise ValueError("give a split, a shadow, or both")
-        targets = [str(s.target) for s in self.split]
-        if len(set(targets)) != len(targets):
-            raise ValueError("split: each target may appear once")
-        if self.sticky_header and len(self.split) < 2:
-            raise ValueError("sticky_header: needs a split over two or more targets")
-        if self.shadow is not None and str(self.shadow.target) in targets:
-            raise ValueError("shadow: the shadow target must not also take live traffic")
         return self
 
     def refs(self) -> list[str]:

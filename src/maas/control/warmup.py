@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from maas.control.model_config import parse_model_config
+from maas.control.model_config import ModelConfig, parse_model_config
 from maas.errors import MaasError, NotServableError, describe
 from maas.protocol.warmup import check_warmup_outputs, warmup_feed
 from maas.registry.entities import ModelVersion
@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 class Warmup(Protocol):
     """Makes sure a version can serve before traffic moves to it."""
 
-    def prepare(self, version: ModelVersion) -> None:
+    def prepare(self, version: ModelVersion, config: ModelConfig | None = None) -> None:
         """Load ``version`` and answer its warm-up request; ``NotServableError`` naming
-        the reason when it cannot."""
+        the reason when it cannot. With ``config``: under that config instead of its
+        stored one (a config change about to be recorded), as a trial."""
 
 
 def not_servable(version: ModelVersion, reason: str) -> NotServableError:
@@ -48,9 +49,12 @@ class LocalWarmup:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
-    def prepare(self, version: ModelVersion) -> None:
-        revision = self._registry.get_config(version.model_name, version.version)
-        config = parse_model_config(revision.config if revision else None)
+    def prepare(self, version: ModelVersion, config: ModelConfig | None = None) -> None:
+        """``config``: check the version with it instead of its stored one (a config
+        change about to be recorded)."""
+        if config is None:
+            revision = self._registry.get_config(version.model_name, version.version)
+            config = parse_model_config(revision.config if revision else None)
         signature = config.signature_override() or version.signature
         try:
             path = self._registry.artifact_path(version)

@@ -124,11 +124,16 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
-async def deploy(registry: Registry, version: ModelVersion) -> Deployment:
-    """Load ``version`` with its newest config and warm it up; ``NotServableError`` (and
-    nothing left running) when it does not load or does not answer within its signature."""
-    revision = await asyncio.to_thread(registry.get_config, version.model_name, version.version)
-    config = parse_model_config(revision.config if revision else None)
+async def deploy(
+    registry: Registry, version: ModelVersion, config: ModelConfig | None = None
+) -> Deployment:
+    """Load ``version`` with its newest config (or ``config``, a trial of one not yet
+    recorded) and warm it up; ``NotServableError`` (and nothing left running) when it does
+    not load or does not answer within its signature."""
+    revision = None
+    if config is None:
+        revision = await asyncio.to_thread(registry.get_config, version.model_name, version.version)
+        config = parse_model_config(revision.config if revision else None)
     signature = config.signature_override() or version.signature
     try:
         path = await asyncio.to_thread(registry.artifact_path, version)

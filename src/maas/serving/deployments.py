@@ -14,7 +14,8 @@ through this server, and whenever its change token moves) in three steps:
 3. **Let go of the rest.** A version no route wants any longer is drained (what it
    accepted finishes) and unloaded, its worker processes with it; under a bound
    (``residency``) unpinned versions are evicted least recently used first. An
-   unloaded model (``maas models unload``) gives up all of its versions.
+   unloaded model (``maas models unload``) gives up all of its versions, and an
+   archived version is let go even when it was loaded on request.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from maas.control.model_config import ModelConfig
 from maas.errors import MaasError, NotFoundError, NotServableError, UnavailableError
-from maas.registry.entities import ServingSnapshot
+from maas.registry.entities import ModelVersion, ServingSnapshot
 from maas.registry.names import parse_version_ref
 from maas.registry.service import Registry
 from maas.serving.deployment import Deployment, deploy
@@ -51,6 +53,7 @@ class _Failure:
     reason: str
     attempts: int
     retry_at_s: float
+    failed_at_s: float
 
 
 class Deployments:
@@ -61,6 +64,7 @@ class Deployments:
         self._loading: dict[Key, asyncio.Task[Deployment]] = {}
         self._failed: dict[Key, _Failure] = {}
         self._snapshot: dict[str, ServingSnapshot] = {}
+        self._snapshot_s = 0.0  # monotonic time just before the snapshot was read
         self._routes: dict[str, ModelRoutes] = {}
         self._holds: dict[str, dict[str, str]] = {}
         self._pinned: set[Key] = set()
@@ -75,10 +79,11 @@ class Deployments:
     async def sync(self, *, force: bool = False) -> None:
         """Re-read the registry if it changed, then load, route and let go (see above)."""
         async with self._sync_lock:
+            asked_s = time.monotonic()
             token = await asyncio.to_thread(self._registry.change_token)
             if token != self._token or force:
                 self._snapshot = await asyncio.to_thread(self._registry.deployments.snapshot)
-                self._token = token
+                self._token, self._snapshot_s = token, asked_s
                 await self._reload_changed_configs()
             await self._apply()
             self.synced = True
@@ -114,6 +119,7 @@ class Deployments:
                 why=functools.partial(self._why_not_ready, name),
                 mirror=functools.partial(self._mirror, name),
             )
+        self._let_go_of_archived()
         pinned = {(n, v) for n, r in self._routes.items() for v in r.pinned()}
         for key in sorted(self._pinned - pinned):
             if key in self._loaded:
@@ -124,6 +130,18 @@ class Deployments:
                 for key in [k for k in self._loaded if k[0] == name]:
                     self._retire(key, "its model was unloaded")
         self._evict()
+
+    def _let_go_of_archived(self) -> None:
+        """Unload versions taken out of service since they were loaded on request, and
+        forget their failures. Only what the snapshot can know of: a version loaded (or
+        failed) after it was read may be newer than it."""
+        in_service = {(n, v) for n, s in self._snapshot.items() for v in s.versions}
+        for key, deployment in sorted(self._loaded.items()):
+            if key not in in_service and deployment.loaded_at_s < self._snapshot_s:
+                self._retire(key, "it is no longer in service (archived)")
+        for key, failure in list(self._failed.items()):
+            if key not in in_service and failure.failed_at_s < self._snapshot_s:
+                del self._failed[key]
 
     async def _reload_changed_configs(self) -> None:
         """Swap in a deployment built with its new config; the old one drains first."""
@@ -189,7 +207,8 @@ class Deployments:
         previous = self._failed.get(key)
         attempts = 1 if previous is None else previous.attempts + 1
         delay_s = min(RETRY_FIRST_S * 2 ** (attempts - 1), RETRY_MAX_S)
-        self._failed[key] = _Failure(reason, attempts, time.monotonic() + delay_s)
+        now = time.monotonic()
+        self._failed[key] = _Failure(reason, attempts, now + delay_s, now)
         if previous is None or previous.reason != reason:
             log.error("%s version %d cannot serve: %s", key[0], key[1], reason)
 
@@ -323,6 +342,12 @@ class Deployments:
         deployment = await self._ensure((name, number), force=True)
         deployment.last_used_s = time.monotonic()
         return deployment
+
+    async def try_config(self, version: ModelVersion, config: ModelConfig) -> None:
+        """Load and warm ``version`` under ``config`` (a change about to be recorded) in a
+        deployment of its own, then let it go: ``NotServableError`` if it cannot serve."""
+        trial = await deploy(self._registry, version, config)
+        await trial.retire()
 
     def routing_header(self, name: str) -> str | None:
         """The header whose value keeps a caller on one version (the policy's), if any."""

@@ -4,8 +4,8 @@ whose answers the callers never see; its answers are compared with the primary's
 Off the hot path by construction: ``offer`` only appends to a bounded list (copies
 beyond it are dropped and counted); one task per mirror stacks what is pending into
 batches for the shadow version's own scheduler, then compares the whole batch at once.
-A request is copied when the accumulated ``fraction`` reaches one, so 0.25 copies
-exactly every fourth request.
+Request ``n`` is copied when ``floor(n * fraction)`` grows, so 0.25 copies exactly every
+fourth request and 0.1 exactly 10 of 100 (adding 0.1 up a hundred times would give 9).
 
 Agreement, per row: every discrete output (integers, BOOL, BYTES) equal; a version with
 float outputs only agrees when the argmax over the last axis is equal (the label of a
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -114,7 +115,7 @@ class ShadowMirror:
         self.report = ShadowReport(model, number, fraction)
         self._deployment = deployment
         self._fraction = fraction
-        self._credit = 0.0
+        self._copies_due = 0
         self._pending: list[tuple[Mapping[str, np.ndarray], Feed]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -123,10 +124,12 @@ class ShadowMirror:
         report = self.report
         report.offered += 1
         report.primary_latency.add(primary_s)
-        self._credit += self._fraction
-        if self._credit < 1.0:
+        # One rounding per request, not a running float sum (whose error builds up); the
+        # epsilon keeps 0.29 * 100 (28.999999999999996) at 29.
+        due = math.floor(report.offered * self._fraction + 1e-9)
+        if due <= self._copies_due:
             return
-        self._credit -= 1.0
+        self._copies_due = due
         if len(self._pending) >= MAX_PENDING:
             report.dropped += 1
             return

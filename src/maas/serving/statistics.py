@@ -52,7 +52,13 @@ class VersionStatistics:
         self.batches.setdefault(rows, _Duration()).add(compute_s)
 
     def to_dict(self) -> dict[str, Any]:
-        zero = _Duration().to_dict()
+        """Triton's shape. maas times a batch's compute as one span (``compute_infer``);
+        input and output phases are counted once per batch with no time of their own,
+        as Triton tools (perf_analyzer) require equal counts for the three phases."""
+
+        def untimed(count: int) -> dict[str, int]:
+            return {"count": count, "ns": 0}
+
         return {
             "name": self.name,
             "version": self.version,
@@ -63,16 +69,16 @@ class VersionStatistics:
                 "success": self.success.to_dict(),
                 "fail": self.fail.to_dict(),
                 "queue": self.queue.to_dict(),
-                "compute_input": zero,
+                "compute_input": untimed(self.compute_infer.count),
                 "compute_infer": self.compute_infer.to_dict(),
-                "compute_output": zero,
+                "compute_output": untimed(self.compute_infer.count),
             },
             "batch_stats": [
                 {
                     "batch_size": rows,
-                    "compute_input": zero,
+                    "compute_input": untimed(d.count),
                     "compute_infer": d.to_dict(),
-                    "compute_output": zero,
+                    "compute_output": untimed(d.count),
                 }
                 for rows, d in sorted(self.batches.items())
             ],

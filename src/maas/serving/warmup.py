@@ -4,8 +4,10 @@ server's own deployments (and keep it there), so the route that moves next is in
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import Coroutine
+from typing import Any, Final
 
+from maas.control.model_config import ModelConfig
 from maas.errors import UnavailableError
 from maas.registry.entities import ModelVersion
 from maas.serving.deployments import Deployments
@@ -28,10 +30,12 @@ class ServerWarmup:
         """The loop the deployments live on (set when the server starts)."""
         self._loop = loop
 
-    def prepare(self, version: ModelVersion) -> None:
+    def prepare(self, version: ModelVersion, config: ModelConfig | None = None) -> None:
         if self._loop is None:
             raise UnavailableError("the server is not running yet")
-        future = asyncio.run_coroutine_threadsafe(
-            self._deployments.prepare(version.model_name, version.version), self._loop
+        work: Coroutine[Any, Any, object] = (
+            self._deployments.prepare(version.model_name, version.version)
+            if config is None
+            else self._deployments.try_config(version, config)
         )
-        future.result(PREPARE_TIMEOUT_S)
+        asyncio.run_coroutine_threadsafe(work, self._loop).result(PREPARE_TIMEOUT_S)

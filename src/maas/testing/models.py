@@ -11,7 +11,18 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["IDENTITY_TYPES", "write_identity_model", "write_linear_model", "write_slow_model"]
+__all__ = [
+    "IDENTITY_TYPES",
+    "corrupt_stored_artifact",
+    "linear_signature_config",
+    "write_affine_model",
+    "write_identity_model",
+    "write_linear_model",
+    "write_nan_model",
+    "write_raising_model",
+    "write_shadow_pair",
+    "write_slow_model",
+]
 
 #: V2 datatype -> ONNX element type, for identity models of every datatype.
 IDENTITY_TYPES: dict[str, int] = {
@@ -121,3 +132,98 @@ def write_slow_model(path: Path, iterations: int = 200, size: int = 384) -> Path
         ],
     )
     return _save(graph, path)
+
+
+# -- models that fail in a known way, for promotion-safety tests ------------------------
+#
+# Each loads fine (so it can be registered) and fails only when run or checked: that is
+# what the warm-up before any traffic moves has to catch.
+
+
+def write_raising_model(path: Path) -> Path:
+    """FP32 [-1, 4] -> [-1, 3] that loads but raises on every input: it gathers columns
+    4, 5 and 6 of a 4-column input (out of range, known only when it runs)."""
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["input", "columns"], ["logits"], axis=1)],
+        "raising",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[numpy_helper.from_array(np.array([4, 5, 6], np.int64), "columns")],
+    )
+    return _save(graph, path)
+
+
+def write_nan_model(path: Path, seed: int = 0) -> Path:
+    """FP32 [-1, 4] -> [-1, 3]: the linear model's logits times NaN, so every answer is NaN."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((4, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "W"], ["xw"]),
+            helper.make_node("Mul", ["xw", "nan"], ["logits"]),
+        ],
+        "nan",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[
+            numpy_helper.from_array(weight, "W"),
+            numpy_helper.from_array(np.array(np.nan, np.float32), "nan"),
+        ],
+    )
+    return _save(graph, path)
+
+
+def linear_signature_config(in_features: int = 4, out_features: int = 3) -> dict[str, object]:
+    """A serving config declaring the linear model's signature, FP32 [-1, in] -> [-1, out].
+
+    Registering ``write_linear_model(path, out_features=5)`` with this default config gives
+    a version whose outputs ([-1, 5]) contradict its signature ([-1, 3]).
+    """
+    return {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, in_features]}],
+        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, out_features]}],
+    }
+
+
+def corrupt_stored_artifact(artifacts_dir: Path, sha256: str) -> Path:
+    """Overwrite the stored file of ``sha256`` in a ``LocalStore`` folder with other bytes,
+    so that reading it fails its sha256 check (as a disk error or tampering would)."""
+    stored = artifacts_dir / "sha256" / sha256[:2] / sha256
+    if not stored.is_file():
+        raise FileNotFoundError(stored)
+    stored.chmod(0o644)  # stored files are read-only
+    stored.write_bytes(b"not the bytes that were stored" + bytes(64))
+    return stored
+
+
+def write_affine_model(path: Path, weight: np.ndarray, bias: np.ndarray | None = None) -> Path:
+    """``logits = input @ weight + bias`` with the given weights: FP32 [-1, in] -> [-1, out]."""
+    weight = np.asarray(weight, np.float32)
+    in_features, out_features = weight.shape
+    bias = np.zeros(out_features, np.float32) if bias is None else np.asarray(bias, np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["logits"]),
+        ],
+        "affine",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", in_features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", out_features])],
+        initializer=[numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    return _save(graph, path)
+
+
+def write_shadow_pair(folder: Path) -> tuple[Path, Path]:
+    """Two FP32 [-1, 4] -> [-1, 3] models whose labels (argmax) differ exactly on the inputs
+    you choose: the primary's logits are ``x[:, :3]``; the candidate's are the same with
+    ``x[:, 3]`` added to logit 2. So an input with ``x3 == 0`` gets the same label from
+    both, and ``[1, 0, 0, 5]`` gets label 0 from the primary and 2 from the candidate."""
+    primary = np.zeros((4, 3), np.float32)
+    primary[0, 0] = primary[1, 1] = primary[2, 2] = 1.0
+    candidate = primary.copy()
+    candidate[3, 2] = 1.0
+    return (
+        write_affine_model(folder / "shadow-primary.onnx", primary),
+        write_affine_model(folder / "shadow-candidate.onnx", candidate),
+    )

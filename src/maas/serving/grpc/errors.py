@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_CODE: Final[dict[str, grpc.StatusCode]] = {
     errors.InvalidInputError.code: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.MethodNotAllowedError.code: grpc.StatusCode.UNIMPLEMENTED,
     errors.InvalidArtifactError.code: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFoundError.code: grpc.StatusCode.NOT_FOUND,
     errors.ConflictError.code: grpc.StatusCode.ALREADY_EXISTS,

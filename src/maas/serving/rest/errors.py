@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_CODE: Final[dict[str, int]] = {
     errors.InvalidInputError.code: 400,
+    errors.MethodNotAllowedError.code: 405,
     errors.InvalidArtifactError.code: 400,
     errors.NotFoundError.code: 404,
     errors.ConflictError.code: 409,
@@ -95,9 +96,13 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        404: errors.NotFoundError.code,
+        405: errors.MethodNotAllowedError.code,
+        413: errors.PayloadTooLargeError.code,
+    }.get(exc.status_code)
+    if code is None:  # the framework's other answers, mapped to the tree by their class
+        code = errors.InvalidInputError.code if exc.status_code < 500 else errors.MaasError.code
     return error_response(exc.status_code, str(exc.detail), code)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse
 
 from maas.errors import InvalidInputError
-from maas.serving.rest.body import read_body
+from maas.serving.rest.body import json_body, json_object, read_body
 from maas.serving.rest.context import ApiContext, actor
 from maas.serving.rest.schemas import ArchiveIn, AuditOut, ConfigOut, GateIn, ModelOut, VersionOut
 
@@ -140,17 +140,10 @@ def models_router(api: ApiContext) -> APIRouter:
     @router.put(
         "/{name}/versions/{ref}/config",
         summary="Change a version's serving config (recorded as a new revision)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ModelConfig"}}
-                },
-            }
-        },
+        openapi_extra=json_body("ModelConfig"),
     )
     async def set_config(request: Request, name: str, ref: str) -> ConfigOut:
-        document = await _json_object(request)
+        document = await json_object(request)
         result = await api.call(models.set_config, name, ref, document, actor=actor(request))
         await api.changed()
         return ConfigOut.model_validate(result.to_dict())
@@ -161,7 +154,7 @@ def models_router(api: ApiContext) -> APIRouter:
         summary="Record an evaluation of a version (maas evaluate) in the audit log",
     )
     async def record_evaluation(request: Request, name: str, ref: str) -> AuditOut:
-        details = await _json_object(request)
+        details = await json_object(request)
         event = await api.call(models.record_evaluation, name, ref, details, actor=actor(request))
         return AuditOut.model_validate(event.to_dict())
 
@@ -178,14 +171,3 @@ def models_router(api: ApiContext) -> APIRouter:
         return GateIn(rules=rules)
 
     return router
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object (its owner in the control plane validates the fields)."""
-    try:
-        document = json.loads(await request.body())
-    except ValueError as exc:
-        raise InvalidInputError(f"the body is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidInputError("the body must be a JSON object")
-    return document

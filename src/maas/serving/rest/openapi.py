@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from maas.control.model_config import ModelConfig
+from maas.control.traffic import TrafficPolicySpec
 from maas.serving.rest.schemas import ErrorOut
 
 __all__ = ["install_openapi"]
@@ -80,6 +81,7 @@ class InferResponse(BaseModel):
 _DOCUMENTED: Final[tuple[type[BaseModel], ...]] = (
     ErrorOut,
     ModelConfig,
+    TrafficPolicySpec,
     InferRequest,
     InferResponse,
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 __all__ = [
     "AliasIn",
@@ -32,7 +32,8 @@ __all__ = [
     "VersionOut",
 ]
 
-VersionRef = int | str
+#: Strict: JSON ``true`` or ``1.0`` is no version (lax pydantic would read either as 1).
+VersionRef = StrictInt | StrictStr
 
 
 class ErrorOut(BaseModel):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from maas.control.traffic import TrafficPolicySpec
 from maas.errors import NotFoundError
+from maas.serving.rest.body import json_body, json_object
 from maas.serving.rest.context import ApiContext, actor
 from maas.serving.rest.schemas import TrafficOut
 
@@ -40,9 +40,11 @@ def traffic_router(api: ApiContext) -> APIRouter:
         summary="Set the model's traffic policy",
         description="Every version the policy names must answer its warm-up request first; "
         "requests that name a version or an alias are not affected by the policy.",
+        openapi_extra=json_body("TrafficPolicySpec"),
     )
-    async def set_policy(request: Request, name: str, body: TrafficPolicySpec) -> TrafficOut:
-        await api.call(traffic.set, name, body.model_dump(mode="json"), actor=actor(request))
+    async def set_policy(request: Request, name: str) -> TrafficOut:
+        document = await json_object(request)
+        await api.call(traffic.set, name, document, actor=actor(request))
         await api.changed()
         return await answer(name)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from pydantic import Field
@@ -120,6 +121,15 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'maas.db').absolute()}"
 
     @property
+    def database_display(self) -> str:
+        """The registry database for people to read: a SQLite file's path, or the URL
+        without its password."""
+        url = self.resolved_database_url
+        if url.startswith("sqlite:///"):
+            return url.removeprefix("sqlite:///")
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+    @property
     def resolved_artifacts_dir(self) -> Path:
         return (self.artifacts_dir or self.home / "artifacts").absolute()
 
@@ -142,4 +152,5 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
+        """Where this configuration's own server answers."""
         return f"http://{self.host}:{self.port}"

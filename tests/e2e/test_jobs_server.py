@@ -96,7 +96,7 @@ def test_a_job_trains_registers_and_is_served(server: httpx.Client) -> None:
     assert [e["epoch"] for e in history] == [1, 2, 3, 4, 5]
     assert history[-1]["val_accuracy"] > history[0]["val_accuracy"]
     lines = [line["message"] for line in server.get(f"/api/jobs/{job['id']}/logs").json()["lines"]]
-    assert lines[0] == "queued by api" and lines[-1] == "succeeded: registered version 1"
+    assert lines[0] == "queued by api:127.0.0.1" and lines[-1] == "succeeded: registered version 1"
     version = server.get("/api/models/quick/versions/1").json()
     assert version["lineage"]["job"] == job["id"]
     image = np.zeros((1, 64), dtype=np.float32).ravel().tolist()
@@ -208,11 +208,12 @@ def test_a_job_resumes_from_its_checkpoint_after_the_server_is_killed(home: Path
 
 
 def test_the_cli_submits_to_the_running_server_and_follows_it(
-    server: httpx.Client, tmp_path: Path
+    server: httpx.Client, home: Path, tmp_path: Path
 ) -> None:
+    """The server of this configuration (same home: same registry) gets the job."""
     port = str(server.base_url.port)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAAS_")}
-    env.update({"MAAS_HOME": str(tmp_path / "elsewhere"), "MAAS_PORT": port, "COLUMNS": "200"})
+    env.update({"MAAS_HOME": str(home), "MAAS_PORT": port, "COLUMNS": "200"})
     maas = Path(sys.executable).parent / "maas"
     result = subprocess.run(
         [str(maas), "train", "--epochs", "2", "--name", "via-server"],
@@ -227,7 +228,7 @@ def test_the_cli_submits_to_the_running_server_and_follows_it(
     assert f"queued on the server at http://127.0.0.1:{port}" in result.stdout
     assert "registered via-server version 1" in result.stdout
     listed = subprocess.run(
-        [str(maas), "jobs", "list", "--server", str(server.base_url)],
+        [str(maas), "--server", str(server.base_url), "jobs", "list"],
         env=env,
         capture_output=True,
         text=True,
@@ -236,7 +237,7 @@ def test_the_cli_submits_to_the_running_server_and_follows_it(
     )
     assert listed.returncode == 0 and "via-server" in listed.stdout, listed.stderr
     missing = subprocess.run(
-        [str(maas), "jobs", "show", "999", "--server", str(server.base_url)],
+        [str(maas), "--server", str(server.base_url), "jobs", "show", "999"],
         env=env,
         capture_output=True,
         text=True,

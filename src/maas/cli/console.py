@@ -1,9 +1,7 @@
-"""The shared Rich consoles and the one way the CLI reports failure."""
+"""The shared Rich consoles, the one way the CLI reports failure, and its settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
@@ -11,9 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from maas.config import Settings
-from maas.registry.service import Registry
 
-__all__ = ["console", "err_console", "fail", "open_registry", "report_error", "settings"]
+__all__ = ["console", "err_console", "fail", "report_error", "settings"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,13 +29,3 @@ def fail(message: str) -> NoReturn:
 def settings(**overrides: object) -> Settings:
     """Settings from MAAS_* variables and maas.toml, with CLI flags that were given on top."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]  # pydantic validates the overrides
-
-
-@contextmanager
-def open_registry() -> Iterator[Registry]:
-    """The registry the settings name (migrated), closed when the command is done."""
-    registry = Registry.from_settings(settings())
-    try:
-        yield registry
-    finally:
-        registry.close()

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import typer
-
 from maas.cli.console import console, settings
-from maas.registry.service import Registry
+from maas.cli.options import group
 
-app = typer.Typer(help="Manage the registry database.", no_args_is_help=True)
+app = group("Manage the registry database.")
 
 
 @app.command("upgrade")
 def upgrade() -> None:
     """Apply every pending schema migration (the server also does this on start)."""
+    from maas.registry.service import Registry
+
     current = settings()
     registry = Registry.from_settings(current, upgrade=False)
     try:

@@ -3,18 +3,59 @@
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from maas.cli.console import console, fail, open_registry
-from maas.cli.identity import actor
+from maas.cli.console import console, fail
+from maas.cli.options import JSON_OPTION, MODEL_ARGUMENT, VERSION_ARGUMENT
+from maas.cli.render import print_json
+from maas.cli.target import Target, open_target
 from maas.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from maas.client import Version
+    from maas.registry.entities import ModelVersion
     from maas.training.spec import DatasetSpec
+
+
+class _Artifacts:
+    """A version's artifacts fetched through the target (the SDK, or the registry) into a
+    temporary folder: evaluation reads files, and the registry may be a server away."""
+
+    def __init__(self, target: Target, folder: Path) -> None:
+        self._target = target
+        self._folder = folder
+
+    def artifact_path(self, version: ModelVersion, artifact_format: str | None = None) -> Path:
+        chosen = artifact_format or version.artifact_format
+        path = self._folder / f"{version.model_name}-{version.version}.{chosen}"
+        if not path.exists():
+            self._target.download(version.model_name, version.version, path, format=chosen)
+        return path
+
+
+def _as_model_version(version: Version) -> ModelVersion:
+    from maas.registry.entities import ModelVersion
+
+    return ModelVersion(
+        model_name=version.model,
+        version=version.version,
+        artifact_sha256=version.artifact_sha256,
+        artifact_format=version.format,
+        size_bytes=version.size_bytes,
+        signature=version.signature,
+        created_at=version.created_at,
+        metrics=version.metrics,
+        lineage=version.lineage,
+        artifacts={
+            f: {"sha256": a.sha256, "size_bytes": a.size_bytes}
+            for f, a in version.artifacts.items()
+        },
+    )
 
 
 def _dataset_spec(
@@ -87,12 +128,11 @@ def _print_report(name: str, version: int, report: dict[str, Any]) -> None:
 
 
 def evaluate(
-    name: str = typer.Argument(..., help="Model name."),
-    version: str = typer.Argument(..., help="Version number or alias."),
+    name: str = MODEL_ARGUMENT,
+    version: str = VERSION_ARGUMENT,
     dataset: str = typer.Option(
         None,
         "--dataset",
-        "-d",
         help="digits, an .npz file (arrays x, y), a .csv file (with --label-column) "
         "or an image folder (one sub-folder per class).",
     ),
@@ -110,7 +150,7 @@ def evaluate(
     ),
     grayscale: bool = typer.Option(False, "--grayscale", help="Read images as one channel."),
     seed: int = typer.Option(None, help="Split seed (default: the spec's, else 0)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Evaluate a registered version (trained or uploaded ONNX) on a labelled dataset.
 
@@ -130,11 +170,11 @@ def evaluate(
         fail("evaluation needs the torch extra (sklearn is missing): pip install 'maas[torch]'")
     dataset_spec, spec_seed = _dataset_spec(dataset, spec_file, label_column, image_size, grayscale)
     rows = held_out(dataset_spec, seed if seed is not None else (spec_seed or 0))
-    with open_registry() as registry:
-        found = registry.resolve(name, version)
-        report = evaluate_version(registry, found, rows)
-        registry.record_evaluation(name, found.version, audit_details(report), actor=actor())
+    with open_target() as target, tempfile.TemporaryDirectory(prefix="maas-evaluate-") as folder:
+        found = target.get_version(name, version)
+        report = evaluate_version(_Artifacts(target, Path(folder)), _as_model_version(found), rows)
+        target.record_evaluation(name, found.version, audit_details(report))
     if as_json:
-        console.print_json(data=report)
+        print_json(report)
     else:
         _print_report(name, found.version, report)

@@ -8,11 +8,14 @@ import typer
 from pydantic import ValidationError
 
 from maas import __version__
-from maas.cli import alias, db, jobs, models
+from maas.cli import alias, db, jobs, models, traffic
+from maas.cli.audit import audit, deployments
 from maas.cli.console import console, report_error
 from maas.cli.evaluate import evaluate
 from maas.cli.predict import predict
+from maas.cli.promote import promote, rollback
 from maas.cli.serve import quickstart, serve
+from maas.cli.target import TargetChoice, choose
 from maas.cli.train import train
 from maas.errors import MaasError
 
@@ -20,21 +23,33 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="maas",
-    help="maas: train, register and serve ML models over the KServe V2 protocol.\n\n"
-    "Configuration comes from MAAS_* environment variables or ./maas.toml "
-    "(MAAS_HOME, MAAS_DATABASE_URL, MAAS_ARTIFACTS_DIR, MAAS_HOST, MAAS_PORT).",
+    help="maas: train, register, serve and operate ML models over the KServe V2 protocol.\n\n"
+    "Every command acts through this configuration's server when one answers at "
+    "MAAS_HOST:MAAS_PORT and serves this configuration's registry, else on the registry "
+    "directly; --server URL (or MAAS_SERVER) picks a server, --local the registry.\n\n"
+    "Short flags mean one thing everywhere: -n a model name, -f a file to read, -o where "
+    "to write, -i a request to send, -d detach, -q print only the resulting id, -a the "
+    "alias to move, -m filter by model. Every list and show takes --json.\n\n"
+    "Configuration: MAAS_* environment variables or ./maas.toml (MAAS_HOME, "
+    "MAAS_DATABASE_URL, MAAS_ARTIFACTS_DIR, MAAS_HOST, MAAS_PORT, MAAS_SERVER).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 app.command(help=quickstart.__doc__)(quickstart)
 app.command(help=serve.__doc__)(serve)
 app.command(help=train.__doc__)(train)
 app.command(help=predict.__doc__)(predict)
 app.command(help=evaluate.__doc__)(evaluate)
-app.add_typer(jobs.app, name="jobs")
+app.command(help=promote.__doc__)(promote)
+app.command(help=rollback.__doc__)(rollback)
+app.command(help=audit.__doc__)(audit)
+app.command(help=deployments.__doc__)(deployments)
 app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
+app.add_typer(traffic.app, name="traffic")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 
 
@@ -46,10 +61,24 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    server: str = typer.Option(
+        None,
+        "--server",
+        "-s",
+        metavar="URL",
+        help="Act through the maas server at URL (default: MAAS_SERVER, else this "
+        "configuration's server if it serves this configuration's registry).",
+    ),
+    local: bool = typer.Option(
+        False, "--local", help="Act on this configuration's registry directly, not a server."
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
+    if server and local:
+        raise typer.BadParameter("give --server or --local, not both")
+    choose(TargetChoice(server=server, local=local))
     # Our own progress at INFO; libraries (alembic, httpx, the ONNX exporter) only when they warn.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("maas").setLevel(logging.INFO)

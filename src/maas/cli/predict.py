@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import typer
 from rich.table import Table
 
-from maas.cli.console import console, fail, settings
+from maas.cli.console import console, fail
+from maas.cli.options import JSON_OPTION, MODEL_ARGUMENT
+from maas.cli.render import print_json
+from maas.cli.target import open_server
+
+__all__ = ["predict"]
 
 
 def predict(
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = MODEL_ARGUMENT,
+    version: str = typer.Argument(
+        None, help="Version number or alias; default: the model's default route."
+    ),
     input_file: Path = typer.Option(
         ...,
         "--input",
@@ -23,40 +30,57 @@ def predict(
         readable=True,
         help='A V2 inference request: {"inputs": [{"name", "datatype", "shape", "data"}]}.',
     ),
-    version: str = typer.Option(None, "--version", "-v", help="Version number or alias."),
-    url: str = typer.Option(None, help="Server URL; default http://MAAS_HOST:MAAS_PORT."),
-    as_json: bool = typer.Option(False, "--json", help="Print the raw V2 response."),
+    headers: list[str] = typer.Option(
+        None, "--header", help="NAME=VALUE, repeatable: e.g. a traffic policy's sticky header."
+    ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Predict with model NAME on a running server and print its outputs."""
-    base = (url or settings().base_url).rstrip("/")
-    path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/infer"
-    try:
-        response = httpx.post(
-            base + path,
-            content=input_file.read_bytes(),
-            headers={"content-type": "application/json"},
-            timeout=60.0,
+    from maas.protocol.datatypes import datatype_of
+    from maas.protocol.json_codec import decode_infer_request
+
+    sent = {}
+    for text in headers or []:
+        key, separator, value = text.partition("=")
+        if not separator or not key:
+            fail(f"--header: expected NAME=VALUE, got {text!r}")
+        sent[key] = value
+    with open_server() as target:
+        request = decode_infer_request(input_file.read_bytes())
+        result = target.infer(
+            name,
+            {t.name: t.data for t in request.inputs},
+            version=version,
+            outputs=[o.name for o in request.outputs] if request.outputs else None,
+            binary=False,
+            headers=sent or None,
         )
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the server at {base}: {exc} (is `maas serve` running?)")
-    try:
-        body = response.json()
-    except json.JSONDecodeError:
-        fail(f"server answered {response.status_code} with a body that is not JSON")
-    if response.status_code != 200:
-        fail(f"{response.status_code}: {body.get('error', body)}")
     if as_json:
-        console.print_json(data=body)
+        print_json(
+            {
+                "model_name": result.model_name,
+                "model_version": result.model_version,
+                "outputs": [
+                    {
+                        "name": output,
+                        "datatype": datatype_of(array.dtype),
+                        "shape": list(array.shape),
+                        "data": array.ravel().tolist(),
+                    }
+                    for output, array in result.outputs.items()
+                ],
+            }
+        )
         return
     table = Table(
         "output",
         "datatype",
         "shape",
         "data",
-        title=f"{body['model_name']} version {body['model_version']}",
+        title=f"{result.model_name} version {result.model_version}",
     )
-    for output in body["outputs"]:
-        data = output["data"]
-        shown = json.dumps(data if len(data) <= 20 else [*data[:20], "..."])
-        table.add_row(output["name"], output["datatype"], str(output["shape"]), shown)
+    for output, array in result.outputs.items():
+        data = array.ravel().tolist()
+        shown = json.dumps(data if len(data) <= 20 else [*data[:20], "..."], default=str)
+        table.add_row(output, datatype_of(array.dtype), str(list(array.shape)), shown)
     console.print(table)

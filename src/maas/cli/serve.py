@@ -8,12 +8,9 @@ import typer
 
 from maas.cli.console import console, settings
 from maas.cli.examples import write_digits_example
-from maas.cli.job_client import LocalJobClient
 from maas.cli.train import submit_and_follow
 from maas.config import Settings
 from maas.errors import NotFoundError
-from maas.registry.service import Registry
-from maas.serving.server import serve as run_server
 
 
 def serve(
@@ -36,34 +33,42 @@ def serve(
 
     A model's default version is the one under its production alias, else the newest.
     """
+    from maas.serving.server import serve as run_server
+
     current = settings(host=host, port=port, grpc_port=grpc_port, workers=workers)
+    run_server(current, before_start=_announce)  # announces once both ports are held
+
+
+def _announce(current: Settings) -> None:
     grpc = f", gRPC on {current.host}:{current.grpc_port}" if current.grpc_port else ""
     console.print(
         f"serving on [bold]{current.base_url}[/]{grpc} (OpenAPI at {current.base_url}/docs)"
     )
-    run_server(current)
 
 
 def quickstart(
     port: int = typer.Option(None, min=0, max=65535, help="Port (default 8080, or MAAS_PORT)."),
 ) -> None:
-    """Train the digits demo model if there is none yet, then serve it and show a curl to try."""
-    current = settings(port=port)
-    registry = Registry.from_settings(current)
-    try:
+    """Train the digits demo model if there is none yet, then serve it and show a curl to try.
+
+    The ports are checked first, so a taken port is said before any training starts.
+    """
+    from maas.serving.server import serve as run_server
+
+    run_server(settings(port=port), before_start=_prepare_demo)
+
+
+def _prepare_demo(current: Settings) -> None:
+    from maas.cli.local import LocalTarget
+
+    with LocalTarget(current) as target:
         try:
-            version = registry.resolve("digits")
+            version = target.get_version("digits")
             console.print(f"digits version {version.version} is registered; skipping training")
         except NotFoundError:
-            client = LocalJobClient()
-            try:
-                submit_and_follow(client, {"model_name": "digits"})
-            finally:
-                client.close()
-        _print_try_it(current)
-        run_server(current, registry)
-    finally:
-        registry.close()
+            submit_and_follow(target, {"model_name": "digits"})
+    _print_try_it(current)
+    _announce(current)
 
 
 def _print_try_it(current: Settings) -> None:

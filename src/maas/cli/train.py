@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from maas.cli.console import console
-from maas.cli.follow import follow_job
-from maas.cli.job_client import JobClient, job_client
-from maas.cli.jobs import SERVER_OPTION
+from maas.cli.follow import TERMINAL, follow_job
+from maas.cli.options import DETACH_OPTION, QUIET_OPTION
+from maas.cli.target import Target, describe, open_target
+
+if TYPE_CHECKING:
+    from maas.client import Job
 
 __all__ = ["submit_and_follow", "train"]
 
@@ -26,23 +30,41 @@ def _document_from_flags(**flags: Any) -> dict[str, Any]:
 
 
 def submit_and_follow(
-    client: JobClient, document: dict[str, Any], *, detach: bool = False
-) -> dict[str, Any]:
+    target: Target, document: dict[str, Any], *, detach: bool = False, quiet: bool = False
+) -> Job:
     """Submit ``document``, then follow the job to its end (unless ``detach``); exit 1 if it
-    does not succeed. Shared by ``maas train`` and ``maas quickstart``."""
-    job = client.submit(document)
-    console.print(
-        f"job [bold]{job['id']}[/] queued on {client.where}: "
-        f"{job['model']} ({job['spec']['model']['name']} on {job['spec']['dataset']['kind']}, "
-        f"{job['epochs']} epochs)"
-    )
-    if detach:
-        console.print(f"follow it with [bold]maas jobs follow {job['id']}[/]")
+    does not succeed. ``quiet`` prints only the result: the version (or, detached, the job
+    id). Shared by ``maas train`` and ``maas quickstart``."""
+    job = target.submit_job(document)
+    if quiet and detach:
+        print(job.id)
         return job
-    final = follow_job(client, job["id"])
-    if final["state"] in ("failed", "cancelled"):
+    if not quiet:
+        console.print(
+            f"job [bold]{job.id}[/] queued on {describe(target)}: {job.model} "
+            f"({job.spec['model']['name']} on {job.spec['dataset']['kind']}, {job.epochs} epochs)"
+        )
+    if detach:
+        console.print(f"follow it with [bold]maas jobs follow {job.id}[/]")
+        return job
+    if quiet:
+        with console.status(f"training job {job.id} ..."):
+            final = _wait(target, job.id)
+        if final.state == "succeeded":
+            print(final.version)
+    else:
+        final = follow_job(target, job.id)
+    if final.state in ("failed", "cancelled"):
+        if quiet:
+            console.print(f"job {job.id} {final.state}: {final.error}", style="red")
         raise typer.Exit(1)
     return final
+
+
+def _wait(target: Target, job_id: int) -> Job:
+    while (job := target.get_job(job_id)).state not in TERMINAL:
+        time.sleep(0.5)
+    return job
 
 
 def train(
@@ -76,8 +98,8 @@ def train(
         None, "--lr", min=0.0, help="Learning rate (default 1e-3)."
     ),
     seed: int = typer.Option(None, help="Random seed for split, init and shuffling (default 0)."),
-    detach: bool = typer.Option(False, "--detach", "-d", help="Submit and return; do not follow."),
-    server: str = SERVER_OPTION,
+    detach: bool = DETACH_OPTION,
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Train a model as a job: evaluate it on held-out data, export ONNX and TorchScript,
     register a new version.
@@ -88,6 +110,7 @@ def train(
     package.module:factory on digits, an .npz file (x, y), a CSV file (a label column) or
     an image folder (one sub-folder per class), with SGD/Adam/AdamW, step or cosine
     schedules and early stopping. It is checked before anything runs: errors name the field.
+    With -q only the registered version number is printed (with -d, the job id).
     """
     from maas.training.spec import load_spec, parse_spec, with_overrides
 
@@ -106,8 +129,5 @@ def train(
     if overrides:
         document = with_overrides(document, overrides, Path.cwd())
         document = parse_spec(document).model_dump(mode="json")  # refuse a bad field here
-    client = job_client(server)
-    try:
-        submit_and_follow(client, document, detach=detach)
-    finally:
-        client.close()
+    with open_target() as target:
+        submit_and_follow(target, document, detach=detach, quiet=quiet)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from maas.testing.processes import free_port, stop_process
+from maas.testing.processes import free_ports, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -37,12 +37,12 @@ def test_readme_opens_with_exactly_two_setup_commands_and_ci_runs_the_second() -
 
 
 def test_quickstart_trains_serves_and_its_printed_curl_predicts(tmp_path: Path) -> None:
-    port = free_port()
+    port, grpc_port = free_ports(2)
     env = {
         **os.environ,
         "MAAS_HOME": str(tmp_path / ".maas"),
         "MAAS_PORT": str(port),
-        "MAAS_GRPC_PORT": str(free_port()),
+        "MAAS_GRPC_PORT": str(grpc_port),
     }
     maas = Path(sys.executable).parent / "maas"
     log = tmp_path / "quickstart.log"

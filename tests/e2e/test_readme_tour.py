@@ -84,13 +84,13 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         )
         shown = f"exit {tour.returncode}\n--- stdout\n{tour.stdout}\n--- stderr\n{tour.stderr}"
         assert tour.returncode == 0, shown
-        out = tour.stdout
-        assert '"label"' in out and "digits@production -> version 1" in out, shown
-        assert "(was " in out, shown  # the rollback said where it came from
-        assert '"agreement": 1.0' in out, shown  # the shadow of a version against itself...
-        assert "refused: version 999 of model 'digits' not found" in out, shown  # the SDK
-        assert "archived my-model version 1" in out, shown
-        assert "queued" in out or "cancelled" in out, shown
+        printed = tour.stdout
+        assert '"label"' in printed and "digits@production -> version 1" in printed, shown
+        assert "(was " in printed, shown  # the rollback said where it came from
+        assert '"agreement": 1.0' in printed, shown  # v1 and v2 agree on the example
+        assert "refused: version 999 of model 'digits' not found" in printed, shown  # the SDK
+        assert "archived my-model version 1" in printed, shown
+        assert "queued" in printed or "cancelled" in printed, shown
         assert "serves another registry" not in tour.stderr, shown
     finally:
         stop_process(server, signal.SIGINT)

@@ -54,7 +54,7 @@ def test_promote_and_rollback_walk_the_history(
         ("rollback", 1, 2),
     ]
     assert all(m.model == "lin" and m.alias == "production" for m in moves)
-    assert not moves[1].forced and moves[1].reason == ""  # a reason is kept for forced moves
+    assert not moves[1].forced and moves[1].reason == "better"  # every move keeps its reason
     assert moves[2].reason == "rolled back from version 2"
     assert moves[0].id < moves[1].id < moves[2].id
     assert all(m.actor.startswith("api:") for m in moves)

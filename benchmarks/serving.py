@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -34,11 +35,17 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import limit
-from benchmarks.maas_server import MaasServer, memory_check, register, running_maas
+from benchmarks.maas_server import (
+    MaasServer,
+    memory_check,
+    register,
+    running_maas,
+    tree_cpu_s,
+)
 from benchmarks.models import INPUT_SHAPES, MODELS, model_path
 from benchmarks.peers.mlserver import server as mlserver
 from benchmarks.tools import perf_analyzer, wrk
-from maas.testing.processes import free_port
+from maas.testing.processes import free_ports
 
 TRANSPORTS = ("rest-binary", "rest-json", "grpc")
 
@@ -53,6 +60,8 @@ class Row:
     p50_ms: float
     p99_ms: float
     errors: int = 0
+    #: Server CPU (user + system, its process tree) per item answered; maas rows only.
+    cpu_us_per_item: float | None = None
 
 
 def _bodies(folder: Path, model: str) -> dict[str, wrk.Body]:
@@ -64,9 +73,19 @@ def _bodies(folder: Path, model: str) -> dict[str, wrk.Body]:
 
 
 def _wrk_row(
-    model: str, server: str, transport: str, url: str, body: wrk.Body, c: int, duration_s: float
+    model: str,
+    server: str,
+    transport: str,
+    url: str,
+    body: wrk.Body,
+    c: int,
+    duration_s: float,
+    pid: int | None = None,
 ) -> Row:
+    cpu_before = tree_cpu_s(pid) if pid is not None else 0.0
     r = wrk.run_wrk(url, body, c, duration_s)
+    cpu_s = tree_cpu_s(pid) - cpu_before if pid is not None else None
+    items = r.throughput_per_s * duration_s
     return Row(
         model,
         server,
@@ -76,6 +95,7 @@ def _wrk_row(
         r.p50_us / 1e3,
         r.p99_us / 1e3,
         r.non_2xx + r.errors,
+        None if cpu_s is None or not items else cpu_s / items * 1e6,
     )
 
 
@@ -84,6 +104,7 @@ def _grpc_row(model: str, address: str, c: int, duration_s: float) -> Row:
     window_ms = max(500, int(duration_s * 1000 / trials))
     (r,) = perf_analyzer.run_perf_analyzer(model, address, "grpc", c, window_ms, max_trials=trials)
     return Row(model, "maas", "grpc", c, r.throughput_per_s, r.p50_us / 1e3, r.p99_us / 1e3)
+    # (perf_analyzer measures over several windows of its own choosing: no CPU per item)
 
 
 def bench_maas(
@@ -100,7 +121,9 @@ def bench_maas(
                     else:
                         body = bodies[model][transport]
                         rows.append(
-                            _wrk_row(model, "maas", transport, url, body, c, args.duration_s)
+                            _wrk_row(
+                                model, "maas", transport, url, body, c, args.duration_s, server.pid
+                            )
                         )
                 except (RuntimeError, perf_analyzer.PerfAnalyzerUnavailable) as exc:
                     print(f"  maas {model} {transport} c={c}: FAILED {exc}", file=sys.stderr)
@@ -115,7 +138,8 @@ def bench_mlserver(
     rows = []
     paths = {m: model_path(m) for m in models}
     for configuration in mlserver.CONFIGURATIONS:
-        ports = (free_port(), free_port(), free_port())
+        first, second, third = free_ports(3)
+        ports = (first, second, third)
         handle = mlserver.start(workdir / f"mlserver-{configuration}", paths, configuration, ports)
         try:
             for model in models:
@@ -162,6 +186,7 @@ def format_table(rows: list[Row], limits: dict[str, list[limit.LimitResult]]) ->
     header = (
         f"{'model':<5} {'server':<17} {'transport':<11} {'conc':>4} {'items/s':>10} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'x lim@1':>7} {'x lim@best':>10} {'x MLS best':>10}"
+        f" {'cpu us/item':>11}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
@@ -173,6 +198,7 @@ def format_table(rows: list[Row], limits: dict[str, list[limit.LimitResult]]) ->
             f"{r.throughput_per_s:>10,.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
             f"{_ratio(r.throughput_per_s, at1):>7} {_ratio(r.throughput_per_s, best):>10} "
             f"{_ratio(r.throughput_per_s, peer.throughput_per_s if peer else None):>10}"
+            + (f" {r.cpu_us_per_item:>11.1f}" if r.cpu_us_per_item is not None else f" {'-':>11}")
             + (f"  ({r.errors} errors)" if r.errors else "")
         )
     return "\n".join(lines)
@@ -247,6 +273,7 @@ class Args(argparse.Namespace):
     quick: bool
     skip_mlserver: bool
     skip_memory: bool
+    server_pythonpath: str | None
     json: Path | None
 
 
@@ -272,6 +299,11 @@ def parse_args(argv: list[str] | None = None) -> Args:
     )
     parser.add_argument("--skip-mlserver", action="store_true", help="no peer runs")
     parser.add_argument("--skip-memory", action="store_true", help="no resident memory check")
+    parser.add_argument(
+        "--server-pythonpath",
+        help="run maas (registration and `maas serve`) from this source folder, e.g. an "
+        "older checkout's src, to compare two code versions in one session",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv, namespace=Args())
     if args.quick:
@@ -282,6 +314,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.server_pythonpath:  # the servers and registration started from here use it
+        os.environ["PYTHONPATH"] = str(Path(args.server_pythonpath).resolve())
     print(f"in-process limit ({', '.join(args.models)}) ...", flush=True)
     limits = limit.limits(tuple(args.models), limit.BATCH_SIZES, args.limit_duration_s)
     print(limit.format_table(limits))

@@ -157,10 +157,11 @@ if __name__ == "__main__":
 
     sys.path.insert(0, str(BENCH_DIR.parent))
     from benchmarks.models import model_path
-    from maas.testing.processes import free_port
+    from maas.testing.processes import free_ports
 
     with tempfile.TemporaryDirectory(prefix="mlserver-") as tmp:
-        ports = (free_port(), free_port(), free_port())
+        first, second, third = free_ports(3)
+        ports = (first, second, third)
         mls = start(Path(tmp), {"mlp": model_path("mlp")}, "plain", ports)
         try:
             body = {

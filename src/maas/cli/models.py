@@ -233,6 +233,7 @@ def config(
     Fields: batching.max_batch_size, batching.max_queue_delay_s,
     batching.preferred_batch_sizes, batching.max_queue_size, batching.default_timeout_s,
     instances.count, instances.kind (auto|thread|process), instances.intra_op_threads,
+    instances.spinning,
     warmup.enabled, warmup.shapes (input -> shape), inputs/outputs (signature overrides).
     """
     from maas.training.spec import with_overrides

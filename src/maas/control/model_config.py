@@ -5,7 +5,7 @@ The document users write (JSON or TOML)::
     {"batching": {"max_batch_size": 32, "max_queue_delay_s": 0.0,
                   "preferred_batch_sizes": [], "max_queue_size": 1024,
                   "default_timeout_s": null},
-     "instances": {"count": 1, "kind": "auto", "intra_op_threads": null,
+     "instances": {"count": 1, "kind": "auto", "intra_op_threads": null, "spinning": false,
                    "inline_max_s": 0.0002},
      "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],   # optional
      "outputs": [...]}                                                        # optional
@@ -61,6 +61,11 @@ class InstancesConfig(BaseModel):
     count: int = Field(1, ge=1, le=64, description="Runtime instances of the version.")
     kind: Literal["auto", "thread", "process"] = "auto"
     intra_op_threads: int | None = Field(None, ge=1, le=256)
+    spinning: bool = Field(
+        False,
+        description="Let the runtime's threads spin between batches: lower latency for a "
+        "lone busy version, one core kept busy per version (ONNX Runtime).",
+    )
     inline_max_s: float = Field(
         0.0002,
         ge=0,
@@ -129,6 +134,7 @@ class ModelConfig(BaseModel):
             count=i.count,
             kind=i.kind,
             intra_op_threads=i.intra_op_threads,
+            spinning=i.spinning,
             inline_max_s=i.inline_max_s,
         )
 

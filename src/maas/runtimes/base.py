@@ -25,6 +25,9 @@ class LoadOptions:
 
     #: Threads inside one predict call (None: the runtime's own default).
     intra_op_threads: int | None = None
+    #: Let those threads spin between calls, waiting for the next (ONNX Runtime's own
+    #: default): lower latency for a lone busy version, a core per version kept busy.
+    spinning: bool = False
     #: The version's registered signature, for formats whose files carry none
     #: (TorchScript); runtimes that read it from the artifact (ONNX) ignore it.
     signature: Signature | None = None
@@ -54,6 +57,12 @@ class Runtime(ABC):
     @abstractmethod
     def load(cls, path: Path, options: LoadOptions = LoadOptions()) -> Runtime:
         """Load the artifact at ``path``; raise ``InvalidArtifactError`` if it is not one."""
+
+    @property
+    def on_cpu(self) -> bool:
+        """Whether predict keeps the calling thread's CPU busy for as long as it runs (no
+        accelerator it waits on), so that its CPU time is its cost to an event loop."""
+        return True
 
     @property
     def batchable(self) -> bool:

@@ -68,6 +68,11 @@ class OnnxRuntime(Runtime):
         session_options.log_severity_level = 3  # errors only: its warnings are not the user's
         if options.intra_op_threads is not None:
             session_options.intra_op_num_threads = options.intra_op_threads
+        # Off by default: each session's threads spin after every run, so two versions
+        # taking traffic (a canary, a shadow) kept two cores busy and halved the tiny MLP's
+        # throughput on 2 cores (docs/performance.md, "Thread spinning").
+        spin = "1" if options.spinning else "0"
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         providers = [
             p
             for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -80,6 +85,10 @@ class OnnxRuntime(Runtime):
             first_line = text.splitlines()[0]
             raise InvalidArtifactError(f"not a loadable ONNX model: {first_line}") from exc
         return cls(session)
+
+    @property
+    def on_cpu(self) -> bool:
+        return self._session.get_providers()[0] == "CPUExecutionProvider"
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {

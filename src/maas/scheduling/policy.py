@@ -36,6 +36,8 @@ class InstancePolicy:
     count: int = 1
     kind: Literal["auto", "thread", "process"] = "auto"
     intra_op_threads: int | None = None
+    #: Runtime threads spin between calls (see ``LoadOptions.spinning``).
+    spinning: bool = False
     #: Thread instances run batches that typically take less than this on the event
     #: loop's thread (no hand-off); 0 never does.
     inline_max_s: float = 0.0002

@@ -45,16 +45,19 @@ class ThreadInstancePool:
 
     Batches whose typical run time is under ``inline_max_s`` run on the event loop's own
     thread instead: handing a 20 µs MLP batch to a thread and back costs several times
-    the inference (a queue, two thread wake-ups, GIL hand-offs). The typical time is an
-    moving average of measured runs, so a model that turns out slow (or a big batch that
-    raises the average) moves back to its thread at once.
+    the inference (a queue, two thread wake-ups, GIL hand-offs). The typical time is a
+    moving average of the calling thread's CPU time per run, so a model that turns out
+    slow (or a big batch that raises the average) moves back to its thread at once, and
+    a run that waited for the GIL on its thread does not count as slow. Runtimes that wait
+    on an accelerator (``Runtime.on_cpu`` false) never run on the loop.
     """
 
     def __init__(self, runtimes: Sequence[Runtime], inline_max_s: float = 0.0) -> None:
         if not runtimes:
             raise ValueError("a pool needs at least one runtime instance")
         self._runtimes = list(runtimes)
-        self._inline_max_s = inline_max_s
+        # A run waiting on an accelerator costs the loop its wall time, not its CPU time.
+        self._inline_max_s = inline_max_s if all(r.on_cpu for r in self._runtimes) else 0.0
         self._typical_s: float | None = None  # None until measured off the loop
         self._executors = [
             ThreadPoolExecutor(1, thread_name_prefix=f"maas-instance-{i}")
@@ -70,21 +73,21 @@ class ThreadInstancePool:
         """Run one batch on a free instance."""
         index = await self._slots.acquire()
         try:
-            inline = self._typical_s is not None and self._typical_s < self._inline_max_s
-            started_s = time.perf_counter()
-            if inline:
-                outputs = self._runtimes[index].predict(feed)
+            runtime = self._runtimes[index]
+            if self._typical_s is not None and self._typical_s < self._inline_max_s:
+                outputs, elapsed_s = _timed(runtime, feed)
             else:
-                outputs = await asyncio.get_running_loop().run_in_executor(
-                    self._executors[index], self._runtimes[index].predict, feed
+                outputs, elapsed_s = await asyncio.get_running_loop().run_in_executor(
+                    self._executors[index], _timed, runtime, feed
                 )
-            self._observe(time.perf_counter() - started_s)
+            self._observe(elapsed_s)
             return outputs
         finally:
             self._slots.release(index)
 
     def _observe(self, elapsed_s: float) -> None:
-        # Off the loop, elapsed time includes the hand-off, so it overestimates: safe side.
+        # The predict call itself, timed where it ran (see ``_timed``): a thread hand-off,
+        # or a wait for the GIL, counted against the model kept a tiny model off the loop.
         previous = self._typical_s
         self._typical_s = elapsed_s if previous is None else previous + 0.2 * (elapsed_s - previous)
 
@@ -97,6 +100,15 @@ class ThreadInstancePool:
             executor.shutdown(wait=True)
         for runtime in self._runtimes:
             runtime.close()
+
+
+def _timed(runtime: Runtime, feed: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
+    """The outputs, and the CPU time the calling thread spent: unlike wall time it leaves
+    out waiting for the GIL, which on an instance thread can take a switch interval
+    (5 ms) and would make a tiny model look slow forever."""
+    started_s = time.thread_time()
+    outputs = runtime.predict(feed)
+    return outputs, time.thread_time() - started_s
 
 
 def default_intra_op_threads(count: int) -> int:
@@ -124,7 +136,7 @@ def build_pool(
     """
     count = max(policy.count, 1)
     threads = policy.intra_op_threads or default_intra_op_threads(count)
-    options = LoadOptions(intra_op_threads=threads, signature=signature)
+    options = LoadOptions(intra_op_threads=threads, signature=signature, spinning=policy.spinning)
     kind = policy.kind
     if kind == "auto":
         kind = "thread" if runtime_cls.releases_gil else "process"

@@ -42,6 +42,7 @@ class Deployment:
     """A loaded, warm version. ``last_used_s`` (monotonic) is what eviction orders by."""
 
     __slots__ = (
+        "checker",
         "config",
         "config_revision",
         "datatypes",
@@ -79,6 +80,7 @@ class Deployment:
         self.scheduler = scheduler
         self.stats = stats
         self.validator = SignatureValidator(signature)
+        self.checker = OutputChecker(signature)
         #: Output name -> datatype, and the version as V2 responses name it: per request.
         self.datatypes = {t.name: t.datatype for t in signature.outputs}
         self.version_text = str(version.version)
@@ -166,13 +168,12 @@ async def deploy(
             raise not_servable(version, exc.message) from None
         raise not_servable(version, f"its warm-up request raised {describe(exc)}") from None
     stats = VersionStatistics(version.model_name, str(version.version))
-    checker = OutputChecker(signature)
     scheduler = VersionScheduler(
         pool,
         config.batching_policy(),
         signature.batchable,
         on_batch=stats.record_batch,
-        check=checker.check,
+        check=OutputChecker(signature).check,
     )
     return Deployment(
         version=version,

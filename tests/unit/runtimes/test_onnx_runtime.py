@@ -60,3 +60,14 @@ def test_garbage_is_refused(tmp_path: Path) -> None:
     path.write_bytes(np.random.default_rng(0).bytes(512))
     with pytest.raises(InvalidArtifactError, match="not a loadable ONNX model"):
         OnnxRuntime.load(path)
+
+
+def test_runtime_threads_do_not_spin_between_runs_unless_asked(tmp_path: Path) -> None:
+    """Spinning sessions kept a core busy per version (a canary halved throughput)."""
+    path = write_linear_model(tmp_path / "m.onnx")
+    entry = "session.intra_op.allow_spinning"
+    quiet = OnnxRuntime.load(path)
+    spinning = OnnxRuntime.load(path, LoadOptions(spinning=True))
+    assert quiet._session.get_session_options().get_session_config_entry(entry) == "0"
+    assert spinning._session.get_session_options().get_session_config_entry(entry) == "1"
+    assert quiet.on_cpu

@@ -6,14 +6,17 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from maas.errors import WorkerCrashedError
-from maas.runtimes.base import LoadOptions
+from maas.protocol.signature import Signature
+from maas.runtimes.base import LoadOptions, Runtime
 from maas.runtimes.onnx import OnnxRuntime
 from maas.scheduling.policy import BatchingPolicy, InstancePolicy
 from maas.scheduling.pool import ThreadInstancePool, build_pool
@@ -95,3 +98,53 @@ def test_process_pool_fails_the_request_in_flight_when_its_worker_dies(tmp_path:
             await pool.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+class _WaitingRuntime(Runtime):
+    """Sleeps in predict (no CPU: like a thread waiting for the GIL after a fast run), and
+    records the thread each call ran on."""
+
+    format = "test"
+    platform = "test"
+
+    def __init__(self, *, on_cpu: bool = True) -> None:
+        super().__init__(Signature((), ()))
+        self.threads: list[str] = []
+        self._on_cpu = on_cpu
+
+    @classmethod
+    def load(cls, path: Path, options: LoadOptions = LoadOptions()) -> _WaitingRuntime:
+        return cls()
+
+    @property
+    def on_cpu(self) -> bool:
+        return self._on_cpu
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.threads.append(threading.current_thread().name)
+        time.sleep(0.003)
+        return {}
+
+
+def _threads_of_three_runs(runtime: _WaitingRuntime) -> list[str]:
+    async def main() -> None:
+        pool = ThreadInstancePool([runtime], inline_max_s=0.0002)
+        for _ in range(3):
+            await pool.run({})
+        await pool.close()
+
+    asyncio.run(main())
+    return runtime.threads
+
+
+def test_a_run_that_only_waited_on_its_thread_does_not_keep_a_fast_model_off_the_loop() -> None:
+    """Regression: the first run (on the instance's thread) was timed by the wall clock,
+    so a wait for the GIL there made a 20 µs model look slow and it never ran inline."""
+    first, *rest = _threads_of_three_runs(_WaitingRuntime())
+    assert first.startswith("maas-instance-")
+    assert rest == [threading.main_thread().name] * 2
+
+
+def test_a_runtime_waiting_on_an_accelerator_never_runs_on_the_loop() -> None:
+    threads = _threads_of_three_runs(_WaitingRuntime(on_cpu=False))
+    assert all(name.startswith("maas-instance-") for name in threads)

@@ -88,7 +88,8 @@ class OnnxRuntime(Runtime):
 
     @property
     def on_cpu(self) -> bool:
-        return self._session.get_providers()[0] == "CPUExecutionProvider"
+        providers: list[str] = self._session.get_providers()
+        return providers[0] == "CPUExecutionProvider"
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {

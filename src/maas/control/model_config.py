@@ -63,8 +63,9 @@ class InstancesConfig(BaseModel):
     intra_op_threads: int | None = Field(None, ge=1, le=256)
     spinning: bool = Field(
         False,
-        description="Let the runtime's threads spin between batches: lower latency for a "
-        "lone busy version, one core kept busy per version (ONNX Runtime).",
+        description="Let the runtime's threads go on spinning between batches: lower latency "
+        "for a lone busy version, one core kept busy per version (ONNX Runtime). Off, they "
+        "spin only while a batch runs.",
     )
     inline_max_s: float = Field(
         0.0002,

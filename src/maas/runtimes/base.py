@@ -25,8 +25,9 @@ class LoadOptions:
 
     #: Threads inside one predict call (None: the runtime's own default).
     intra_op_threads: int | None = None
-    #: Let those threads spin between calls, waiting for the next (ONNX Runtime's own
-    #: default): lower latency for a lone busy version, a core per version kept busy.
+    #: Let those threads go on spinning after a call, waiting for the next (ONNX Runtime's
+    #: own default): lower latency for a lone busy version, a core per version kept busy.
+    #: Off, they spin only while a call runs.
     spinning: bool = False
     #: The version's registered signature, for formats whose files carry none
     #: (TorchScript); runtimes that read it from the artifact (ONNX) ignore it.

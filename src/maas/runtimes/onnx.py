@@ -68,11 +68,13 @@ class OnnxRuntime(Runtime):
         session_options.log_severity_level = 3  # errors only: its warnings are not the user's
         if options.intra_op_threads is not None:
             session_options.intra_op_num_threads = options.intra_op_threads
-        # Off by default: each session's threads spin after every run, so two versions
-        # taking traffic (a canary, a shadow) kept two cores busy and halved the tiny MLP's
-        # throughput on 2 cores (docs/performance.md, "Thread spinning").
-        spin = "1" if options.spinning else "0"
-        session_options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        # By default the threads spin only while a run is going on, and stop when it returns:
+        # spinning after every run (ONNX Runtime's default) kept a core busy per version, so
+        # a canary halved the tiny MLP's throughput on 2 cores; never spinning made the CNN's
+        # threads sleep and wake between its operators, 10% slower (docs/performance.md,
+        # "Thread spinning").
+        if not options.spinning:
+            session_options.add_session_config_entry("session.force_spinning_stop", "1")
         providers = [
             p
             for p in ("CUDAExecutionProvider", "CPUExecutionProvider")

@@ -65,9 +65,10 @@ def test_garbage_is_refused(tmp_path: Path) -> None:
 def test_runtime_threads_do_not_spin_between_runs_unless_asked(tmp_path: Path) -> None:
     """Spinning sessions kept a core busy per version (a canary halved throughput)."""
     path = write_linear_model(tmp_path / "m.onnx")
-    entry = "session.intra_op.allow_spinning"
+    entry = "session.force_spinning_stop"
     quiet = OnnxRuntime.load(path)
     spinning = OnnxRuntime.load(path, LoadOptions(spinning=True))
-    assert quiet._session.get_session_options().get_session_config_entry(entry) == "0"
-    assert spinning._session.get_session_options().get_session_config_entry(entry) == "1"
+    assert quiet._session.get_session_options().get_session_config_entry(entry) == "1"
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        spinning._session.get_session_options().get_session_config_entry(entry)
     assert quiet.on_cpu

@@ -19,6 +19,7 @@ from maas.registry.service import Registry
 from maas.serving.dataplane import DataPlane
 from maas.serving.deployments import Deployments
 from maas.serving.grpc import GrpcServer
+from maas.serving.memory import keep_large_blocks_mapped
 from maas.serving.repository import ModelRepository
 from maas.serving.residency import ResidencyLimits
 from maas.serving.rest.aliases import aliases_router
@@ -68,6 +69,7 @@ def build_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         warmup.bind(asyncio.get_running_loop())
+        keep_large_blocks_mapped()  # before any model loads: unloading gives memory back
         await deployments.sync(force=True)
         await asyncio.to_thread(runner.start)
         if settings.grpc_port:

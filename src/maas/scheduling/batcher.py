@@ -5,6 +5,13 @@ background task forms a batch only when the pool has a free instance, so while e
 instance is busy requests pile up into bigger batches (throughput under load), and an
 idle server runs a lone request after at most ``max_queue_delay_s`` (by default at once).
 
+Under load the task yields once to the event loop before it forms a batch (when the last
+batch held more than one request): the request that woke it is often the first of
+several that are resuming in this same loop iteration, and a batch formed at once would
+leave the others for a batch of their own. With two versions taking turns on the loop (a
+canary), batches split that way into two alternating halves; the yield kept them whole
+(in-process, 14 -> 29 requests per batch, 1.30x -> 1.09x CPU per request of no policy).
+
 ``timeout_s`` bounds the time a request may wait in the queue: past it the request
 fails with ``DeadlineExceededError`` and is never run. Once its batch has started it
 runs to the end (as in Triton): the work is already being paid for.
@@ -87,6 +94,7 @@ class DynamicBatcher:
         self._batches: set[asyncio.Task[None]] = set()
         self._closed = False
         self._compute_ewma_s = 0.0
+        self._last_batch_requests = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -183,12 +191,15 @@ class DynamicBatcher:
             await self._wake.wait()
             if timer is not None:
                 timer.cancel()
+            if self._last_batch_requests > 1:
+                await asyncio.sleep(0)  # let the requests resuming with this one submit too
 
     def _launch(self, batch: list[PendingItem[_Payload]], now: float) -> None:
         live = [item for item in batch if not item.payload[1].done()]
         if not live:
             return
         self._in_flight += 1
+        self._last_batch_requests = len(live)
         task = asyncio.get_running_loop().create_task(self._run(live, now))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)

@@ -147,3 +147,40 @@ def test_execute_error_reaches_every_request_of_the_batch_and_stats_are_reported
 
     asyncio.run(main())
     assert [s[0] for s in stats] == [2]
+
+
+class InlineModel:
+    """Runs each batch without suspending, as a tiny model run on the event loop does."""
+
+    def __init__(self) -> None:
+        self.batch_rows: list[int] = []
+
+    async def execute(self, feed: Feed) -> Feed:
+        self.batch_rows.append(len(feed["x"]))
+        return {"y": feed["x"] * 2 + feed["offset"]}
+
+
+def test_two_versions_taking_turns_on_the_loop_keep_whole_batches() -> None:
+    # 32 callers, every tenth request to a second version (a 90/10 canary): the first
+    # version's batches hold nearly all of its ~29 callers. Forming a batch as soon as the
+    # first request woke the batcher split them into two halves that took turns (~14).
+    primary, canary = InlineModel(), InlineModel()
+
+    async def main() -> None:
+        batchers = [DynamicBatcher(m.execute, BatchingPolicy()) for m in (primary, canary)]
+        sent = 0
+
+        async def caller() -> None:
+            nonlocal sent
+            while sent < 6_000:
+                sent += 1
+                batcher = batchers[1] if sent % 10 == 0 else batchers[0]
+                await batcher.submit(request(1, 4, float(sent % 7)))
+
+        await asyncio.gather(*(caller() for _ in range(32)))
+        for batcher in batchers:
+            await batcher.close()
+
+    asyncio.run(main())
+    assert sum(primary.batch_rows) + sum(canary.batch_rows) >= 6_000
+    assert np.mean(primary.batch_rows) > 24

@@ -60,7 +60,14 @@ class InstancesConfig(BaseModel):
 
     count: int = Field(1, ge=1, le=64, description="Runtime instances of the version.")
     kind: Literal["auto", "thread", "process"] = "auto"
-    intra_op_threads: int | None = Field(None, ge=1, le=256)
+    intra_op_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Threads inside one batch. Unset: one for a model whose full batch runs "
+        "in under inline_max_s (it runs on the event loop), else the cores shared out among "
+        "the instances.",
+    )
     spinning: bool = Field(
         False,
         description="Let the runtime's threads go on spinning between batches: lower latency "

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -52,10 +53,17 @@ class ThreadInstancePool:
     on an accelerator (``Runtime.on_cpu`` false) never run on the loop.
     """
 
-    def __init__(self, runtimes: Sequence[Runtime], inline_max_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        runtimes: Sequence[Runtime],
+        inline_max_s: float = 0.0,
+        intra_op_threads: int | None = None,
+    ) -> None:
         if not runtimes:
             raise ValueError("a pool needs at least one runtime instance")
         self._runtimes = list(runtimes)
+        #: The threads each instance was loaded with (None: the runtime's default).
+        self.intra_op_threads = intra_op_threads
         # A run waiting on an accelerator costs the loop its wall time, not its CPU time.
         self._inline_max_s = inline_max_s if all(r.on_cpu for r in self._runtimes) else 0.0
         self._typical_s: float | None = None  # None until measured off the loop
@@ -126,6 +134,7 @@ def build_pool(
     runtime_cls: type[Runtime],
     policy: InstancePolicy,
     signature: Signature | None = None,
+    probes: Sequence[Mapping[str, np.ndarray]] = (),
 ) -> InstancePool:
     """Load ``policy.count`` instances of ``path`` as threads or worker processes.
 
@@ -133,6 +142,12 @@ def build_pool(
     Loading in threads happens here (blocking; call it through ``asyncio.to_thread``);
     worker processes load in the background, and ``ProcessInstancePool.ready()``
     awaits them.
+
+    ``probes`` (requests from one row up to a full batch) decide the threads per instance
+    when the policy leaves them to maas: a model whose full batch runs in under
+    ``inline_max_s`` runs on the event loop, where more threads than one only add hand-offs
+    between them and spinning on the cores the loop and the clients need (the tiny MLP:
+    44 instead of 104 µs of CPU per batch of 32, 20% more requests per second at c=8).
     """
     count = max(policy.count, 1)
     threads = policy.intra_op_threads or default_intra_op_threads(count)
@@ -140,14 +155,44 @@ def build_pool(
     kind = policy.kind
     if kind == "auto":
         kind = "thread" if runtime_cls.releases_gil else "process"
-    if kind == "thread":
-        runtimes: list[Runtime] = []
-        try:
-            for _ in range(count):
-                runtimes.append(runtime_cls.load(path, options))
-        except BaseException:
-            for runtime in runtimes:
-                runtime.close()
-            raise
-        return ThreadInstancePool(runtimes, policy.inline_max_s)
-    return ProcessInstancePool(artifact_format, path, options, count)
+    if kind == "process":
+        return ProcessInstancePool(artifact_format, path, options, count)
+    runtimes: list[Runtime] = []
+    try:
+        runtimes.append(runtime_cls.load(path, options))
+        chosen_by_maas = policy.intra_op_threads is None and threads > 1
+        if chosen_by_maas and _runs_on_the_loop(runtimes[0], probes, threads, policy.inline_max_s):
+            runtimes.pop().close()
+            options = replace(options, intra_op_threads=1)
+            runtimes.append(runtime_cls.load(path, options))
+        while len(runtimes) < count:
+            runtimes.append(runtime_cls.load(path, options))
+    except BaseException:
+        for runtime in runtimes:
+            runtime.close()
+        raise
+    return ThreadInstancePool(runtimes, policy.inline_max_s, options.intra_op_threads)
+
+
+def _runs_on_the_loop(
+    runtime: Runtime, probes: Sequence[Mapping[str, np.ndarray]], threads: int, bound_s: float
+) -> bool:
+    """Whether every probe (smallest first) would run in under ``bound_s`` on one thread:
+    the calling thread's CPU time times ``threads``, as if all of them had worked the whole
+    run; the best of up to three runs, after one that pays for the runtime's lazy set-up.
+    A clearly slow model stops at its first small run (the CNN: two runs of one image). A
+    probe that fails says no: the warm-up that follows reports the failure."""
+    if not runtime.on_cpu or bound_s <= 0 or not probes:
+        return False
+    try:
+        _timed(runtime, probes[0])
+        for probe in probes:
+            for _ in range(3):
+                cost_s = _timed(runtime, probe)[1] * threads
+                if cost_s < bound_s or cost_s > 10 * bound_s:
+                    break
+            if cost_s >= bound_s:
+                return False
+    except Exception:
+        return False
+    return True

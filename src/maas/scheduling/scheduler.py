@@ -14,7 +14,8 @@ Defaults, and why (measured on a 2-core CPU machine with benchmarks/serving.py):
   at 40/s at concurrency 1 (26/s with two single-thread instances) and kept its
   throughput under load with half the p99; batches that take under ``inline_max_s``
   (200 µs) run on the event loop itself, where the hand-off to a thread would cost more
-  than the inference (the tiny MLP: p50 0.21 ms instead of 0.68 ms).
+  than the inference (the tiny MLP: p50 0.21 ms instead of 0.68 ms), on one intra-op
+  thread when even a full batch does (``build_pool``).
 
 To tune: raise ``max_queue_delay_s`` when throughput at moderate load matters more than
 latency; raise ``max_batch_size`` for models whose cost per row keeps falling with batch

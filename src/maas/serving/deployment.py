@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+
 from maas.control.model_config import ModelConfig, parse_model_config
 from maas.control.warmup import not_servable
 from maas.errors import MaasError, describe
@@ -147,6 +149,7 @@ async def deploy(
             runtime_cls,
             config.instance_policy(),
             signature,
+            _probes(signature, config),
         )
     except MaasError as exc:
         raise not_servable(version, f"it does not load: {exc.message}") from None
@@ -186,6 +189,22 @@ async def deploy(
         stats=stats,
         resident_bytes=_resident_bytes(pool, version.size_bytes, config.instances.count),
     )
+
+
+def _probes(signature: Signature, config: ModelConfig) -> tuple[dict[str, np.ndarray], ...]:
+    """The warm-up request, then it repeated up to ``max_batch_size`` rows (for a version
+    that batches): what the pool times to choose its threads. Nothing without warm-up."""
+    if not config.warmup.enabled:
+        return ()
+    try:
+        feed = warmup_feed(signature, config.warmup.shapes)
+    except MaasError:
+        return ()  # the warm-up itself reports it
+    rows = next(iter(feed.values())).shape[0] if feed and signature.batchable else 0
+    times = config.batching.max_batch_size // rows if rows else 1
+    if times <= 1:
+        return (feed,)
+    return feed, {name: np.concatenate([array] * times) for name, array in feed.items()}
 
 
 async def _warm_up(pool: InstancePool, signature: Signature, config: ModelConfig) -> None:

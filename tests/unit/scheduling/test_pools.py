@@ -148,3 +148,37 @@ def test_a_run_that_only_waited_on_its_thread_does_not_keep_a_fast_model_off_the
 def test_a_runtime_waiting_on_an_accelerator_never_runs_on_the_loop() -> None:
     threads = _threads_of_three_runs(_WaitingRuntime(on_cpu=False))
     assert all(name.startswith("maas-instance-") for name in threads)
+
+
+needs_two_cores = pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2, reason="with one core every instance has one thread anyway"
+)
+
+
+@needs_two_cores
+def test_a_model_whose_full_batch_runs_on_the_loop_gets_one_thread(linear: Path) -> None:
+    probe = {"input": np.ones((32, 4), np.float32)}
+    pool = build_pool("onnx", linear, OnnxRuntime, InstancePolicy(), probes=[probe])
+    assert isinstance(pool, ThreadInstancePool)
+    assert pool.intra_op_threads == 1
+    asyncio.run(pool.close())
+
+
+@needs_two_cores
+def test_a_slow_model_keeps_every_core(tmp_path: Path) -> None:
+    slow = write_slow_model(tmp_path / "slow.onnx")
+    probe = {"input": np.ones((1, 4), np.float32)}
+    pool = build_pool("onnx", slow, OnnxRuntime, InstancePolicy(), probes=[probe])
+    assert isinstance(pool, ThreadInstancePool)
+    assert pool.intra_op_threads == os.cpu_count()
+    asyncio.run(pool.close())
+
+
+@needs_two_cores
+def test_threads_set_in_the_config_or_without_a_probe_are_kept(linear: Path) -> None:
+    probe = {"input": np.ones((32, 4), np.float32)}
+    for policy, given in ((InstancePolicy(intra_op_threads=2), probe), (InstancePolicy(), None)):
+        pool = build_pool("onnx", linear, OnnxRuntime, policy, probes=[given] if given else [])
+        assert isinstance(pool, ThreadInstancePool)
+        assert pool.intra_op_threads == (2 if given else os.cpu_count())
+        asyncio.run(pool.close())

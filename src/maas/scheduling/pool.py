@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -134,7 +134,7 @@ def build_pool(
     runtime_cls: type[Runtime],
     policy: InstancePolicy,
     signature: Signature | None = None,
-    probes: Sequence[Mapping[str, np.ndarray]] = (),
+    probes: Iterable[Mapping[str, np.ndarray]] = (),
 ) -> InstancePool:
     """Load ``policy.count`` instances of ``path`` as threads or worker processes.
 
@@ -175,18 +175,21 @@ def build_pool(
 
 
 def _runs_on_the_loop(
-    runtime: Runtime, probes: Sequence[Mapping[str, np.ndarray]], threads: int, bound_s: float
+    runtime: Runtime, probes: Iterable[Mapping[str, np.ndarray]], threads: int, bound_s: float
 ) -> bool:
     """Whether every probe (smallest first) would run in under ``bound_s`` on one thread:
     the calling thread's CPU time times ``threads``, as if all of them had worked the whole
     run; the best of up to three runs, after one that pays for the runtime's lazy set-up.
     A clearly slow model stops at its first small run (the CNN: two runs of one image). A
     probe that fails says no: the warm-up that follows reports the failure."""
-    if not runtime.on_cpu or bound_s <= 0 or not probes:
+    if not runtime.on_cpu or bound_s <= 0:
         return False
+    tried = False
     try:
-        _timed(runtime, probes[0])
         for probe in probes:
+            if not tried:
+                _timed(runtime, probe)
+                tried = True
             for _ in range(3):
                 cost_s = _timed(runtime, probe)[1] * threads
                 if cost_s < bound_s or cost_s > 10 * bound_s:
@@ -195,4 +198,4 @@ def _runs_on_the_loop(
                 return False
     except Exception:
         return False
-    return True
+    return tried

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -191,20 +192,21 @@ async def deploy(
     )
 
 
-def _probes(signature: Signature, config: ModelConfig) -> tuple[dict[str, np.ndarray], ...]:
+def _probes(signature: Signature, config: ModelConfig) -> Iterator[dict[str, np.ndarray]]:
     """The warm-up request, then it repeated up to ``max_batch_size`` rows (for a version
-    that batches): what the pool times to choose its threads. Nothing without warm-up."""
+    that batches): what the pool times to choose its threads, built only when asked for
+    (a slow model stops at the first). Nothing without warm-up."""
     if not config.warmup.enabled:
-        return ()
+        return
     try:
         feed = warmup_feed(signature, config.warmup.shapes)
     except MaasError:
-        return ()  # the warm-up itself reports it
+        return  # the warm-up itself reports it
+    yield feed
     rows = next(iter(feed.values())).shape[0] if feed and signature.batchable else 0
     times = config.batching.max_batch_size // rows if rows else 1
-    if times <= 1:
-        return (feed,)
-    return feed, {name: np.concatenate([array] * times) for name, array in feed.items()}
+    if times > 1:
+        yield {name: np.concatenate([array] * times) for name, array in feed.items()}
 
 
 async def _warm_up(pool: InstancePool, signature: Signature, config: ModelConfig) -> None:

@@ -23,7 +23,7 @@ __all__ = ["keep_large_blocks_mapped", "release_freed_memory"]
 
 #: glibc's ``M_MMAP_THRESHOLD`` option and its default starting value.
 _M_MMAP_THRESHOLD: Final = -3
-MMAP_THRESHOLD_BYTES: Final = 128 * 1024
+_MMAP_THRESHOLD_BYTES: Final = 128 * 1024
 
 
 @cache
@@ -48,7 +48,7 @@ def keep_large_blocks_mapped() -> bool:
     ):
         return False
     libc = _libc()
-    return libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    return libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES) == 1
 
 
 def release_freed_memory() -> None:

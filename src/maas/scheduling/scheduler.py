@@ -79,6 +79,16 @@ class VersionScheduler:
         """Requests waiting for an instance (for metrics and admission)."""
         return self._batcher.queue_length
 
+    @property
+    def batch_filling(self) -> bool:
+        """A batch is forming: requests wait, short of a whole number of full batches.
+
+        A request sent here now joins that batch instead of starting one of its own
+        elsewhere; a traffic split uses this to switch versions between batches only.
+        """
+        size = self.batching.max_batch_size
+        return size > 1 and self._batcher.queue_length % size != 0
+
     async def submit(
         self, feed: Mapping[str, np.ndarray], timeout_s: float | None = None
     ) -> dict[str, np.ndarray]:

@@ -118,6 +118,7 @@ class Deployments:
                 ready=functools.partial(self._is_loaded, name),
                 why=functools.partial(self._why_not_ready, name),
                 mirror=functools.partial(self._mirror, name),
+                filling=functools.partial(self._batch_filling, name),
             )
         self._let_go_of_archived()
         pinned = {(n, v) for n, r in self._routes.items() for v in r.pinned()}
@@ -218,6 +219,10 @@ class Deployments:
     def _why_not_ready(self, name: str, number: int) -> str:
         failure = self._failed.get((name, number))
         return failure.reason if failure is not None else "it is still loading"
+
+    def _batch_filling(self, name: str, number: int) -> bool:
+        deployment = self._loaded.get((name, number))
+        return deployment is not None and deployment.scheduler.batch_filling
 
     def _mirror(self, name: str, number: int, fraction: float) -> ShadowMirror:
         return ShadowMirror(name, number, lambda: self._loaded.get((name, number)), fraction)

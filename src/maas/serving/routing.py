@@ -13,7 +13,7 @@ fractions hold to within one batch: 2,000 requests over 90/10, one at a time, se
 exactly 1,800 and 200 (every tenth to version 2), and within ``max_batch_size`` of
 that under load. Without the hold, 32 concurrent callers over 90/10 gave the canary
 a batch of 1-2 rows on every turn of the loop, as many batches as the primary ran, and
-cost 10-13% of the throughput (docs/performance.md). With a sticky header, the header's
+cost 13-15% of the throughput (docs/performance.md). With a sticky header, the header's
 value is hashed (CRC-32) onto the weights, so a value always lands on the same version
 while the policy stands.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,31 @@ def test_a_90_10_canary_over_2000_requests(client: httpx.Client, three: None) ->
     assert client.delete("/api/models/m/traffic").status_code == 204
     assert {_served(client) for _ in range(20)} == {"1"}
     assert client.get("/api/models/m/traffic").json()["policy"] is None
+
+
+def test_a_90_10_canary_under_concurrent_load_stays_within_its_weights(
+    endpoints: Endpoints, client: httpx.Client, three: None
+) -> None:
+    # 8 callers at once: the split switches versions between batches, not per request,
+    # and every request still counts, so 2,000 land within a batch of 90/10.
+    _set_policy(
+        client, {"split": [{"target": "production", "weight": 90}, {"target": 2, "weight": 10}]}
+    )
+
+    def caller(_: int) -> Counter[str]:
+        seen: Counter[str] = Counter()
+        with httpx.Client(base_url=endpoints.http_url, timeout=60) as own:
+            for _ in range(250):
+                seen[_served(own)] += 1
+        return seen
+
+    with ThreadPoolExecutor(8) as pool:
+        counts = sum(pool.map(caller, range(8)), Counter())
+    print("90/10 canary, 8 callers, 2000 requests:", dict(counts))
+    assert counts["1"] + counts["2"] == 2000
+    assert abs(counts["2"] / 2000 - 0.10) <= 0.03
+    serving = client.get("/api/models/m/traffic").json()["serving"]
+    assert {str(s["version"]): s["requests"] for s in serving["split"]} == dict(counts)
 
 
 def _grpc_version(triton: Any, user: str) -> str:

@@ -1,4 +1,4 @@
-"""The V2 datatype names and their numpy equivalents.
+"""The V2 datatype names and their numpy equivalents, and the shapes a tensor may have.
 
 BYTES tensors are numpy ``object`` arrays whose elements are ``bytes``.
 """
@@ -11,7 +11,11 @@ import numpy as np
 
 from maas.errors import InvalidInputError
 
-__all__ = ["DATATYPES", "datatype_of", "numpy_dtype"]
+__all__ = ["DATATYPES", "MAX_RANK", "check_rank", "datatype_of", "numpy_dtype"]
+
+#: The most dimensions a tensor may have: numpy's own limit (an array of more cannot
+#: exist, so a request asking for more is refused before anything is built).
+MAX_RANK: Final = 64
 
 _TO_NUMPY: Final[dict[str, np.dtype]] = {
     "BOOL": np.dtype(np.bool_),
@@ -51,3 +55,12 @@ def datatype_of(dtype: np.dtype) -> str:
         return _FROM_NUMPY[np.dtype(dtype)]
     except KeyError:
         raise InvalidInputError(f"numpy dtype {dtype} has no V2 datatype") from None
+
+
+def check_rank(rank: int, where: str) -> None:
+    """``InvalidInputError`` naming ``where`` when a shape has more than ``MAX_RANK`` dims."""
+    if rank > MAX_RANK:
+        raise InvalidInputError(
+            f"{where}: shape has {rank} dimensions, more than the {MAX_RANK} a tensor may have",
+            {"rank": rank, "max_rank": MAX_RANK},
+        )

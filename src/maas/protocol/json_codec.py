@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from maas.errors import InvalidInputError, MaasError
-from maas.protocol.datatypes import numpy_dtype
+from maas.protocol.datatypes import check_rank, numpy_dtype
 from maas.protocol.types import InferRequest, InferResponse, RequestedOutput, Tensor
 
 __all__ = [
@@ -141,6 +141,7 @@ def tensor_head(doc: Any, where: str = "tensor") -> TensorHead:
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise InvalidInputError(f"{where}: 'shape' must be a list of non-negative integers")
+    check_rank(len(shape), where)
     return TensorHead(name, datatype, dtype, shape, _parameters(doc, where))
 
 

@@ -197,6 +197,11 @@ def test_bad_requests_are_invalid_argument(
     overflow = _bad_request(u8, "UINT8")
     overflow.inputs[0].contents.uint_contents.extend([1, 2, 256])
     cases.append((overflow, "out of range for UINT8"))
+    deep = _bad_request(name)
+    del deep.inputs[0].shape[:]
+    deep.inputs[0].shape.extend([1] * 65)
+    deep.inputs[0].contents.fp32_contents.append(1.0)
+    cases.append((deep, "shape has 65 dimensions, more than the 64"))  # was INTERNAL
     for request, fragment in cases:
         with pytest.raises(grpc.RpcError) as caught:
             stub.ModelInfer(request)

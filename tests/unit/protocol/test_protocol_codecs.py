@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from maas.errors import InvalidInputError
+from maas.protocol.binary_codec import decode_request
 from maas.protocol.datatypes import DATATYPES, datatype_of, numpy_dtype
 from maas.protocol.json_codec import decode_infer_request, encode_infer_response
 from maas.protocol.signature import Signature, TensorSpec
@@ -90,3 +91,20 @@ def test_encode_response_carries_ids_and_decodes_bytes() -> None:
         "id": "r",
         "outputs": [{"name": "t", "datatype": "BYTES", "shape": [2], "data": ["hi", "there"]}],
     }
+
+
+def test_a_shape_of_more_dimensions_than_a_tensor_may_have_is_refused() -> None:
+    # numpy cannot build an array of more than 64 dims: the decoder said 500 before.
+    def body(rank: int) -> bytes:
+        tensor = {"name": "x", "datatype": "FP32", "shape": [1] * rank, "data": [1.0]}
+        return orjson.dumps({"inputs": [tensor]})
+
+    assert decode_infer_request(body(64)).inputs[0].data.ndim == 64
+    with pytest.raises(InvalidInputError, match="shape has 65 dimensions, more than the 64"):
+        decode_infer_request(body(65))
+    header = orjson.dumps(
+        {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1] * 65,
+                     "parameters": {"binary_data_size": 4}}]}
+    )  # fmt: skip
+    with pytest.raises(InvalidInputError, match="shape has 65 dimensions"):
+        decode_request(header + b"\0" * 4, str(len(header)))

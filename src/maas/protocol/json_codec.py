@@ -182,6 +182,16 @@ def _flat_array(data: Any, datatype: str, dtype: np.dtype, where: str) -> np.nda
         info = np.iinfo(dtype)
         if raw.min() < info.min or raw.max() > info.max:
             raise InvalidInputError(f"{where}: a value is outside the range of {datatype}")
+    elif dtype.kind == "f" and dtype.itemsize < raw.dtype.itemsize:
+        # JSON has no NaN or Infinity: an infinite element here is a number that overflowed
+        # the narrower type (1e39 as FP32), which the model must not see as inf.
+        try:
+            with np.errstate(over="raise"):
+                return raw.astype(dtype)
+        except FloatingPointError:
+            raise InvalidInputError(
+                f"{where}: a value is outside the range of {datatype}"
+            ) from None
     return raw.astype(dtype, copy=False)
 
 

@@ -141,6 +141,7 @@ def test_infer_on_unknown_model_or_version_is_404(
         (_request([[0, 0], [0]], [1, 4]), "ragged"),
         (_request([0, 0, 0, 0], [1, -4]), "non-negative integers"),
         (_request([0], [1] * 70), "shape has 70 dimensions, more than the 64"),  # was 500
+        (_request([1e39, 0, 0, 0], [1, 4]), "a value is outside the range of FP32"),  # was inf
         (_request([0, 0, 0, 0], [1, 4], datatype="FLOAT"), "unknown datatype 'FLOAT'"),
         ({"inputs": []}, "'inputs' must be a non-empty list"),
         ({"inputs": "x"}, "'inputs' must be a non-empty list"),

@@ -108,3 +108,32 @@ def test_a_shape_of_more_dimensions_than_a_tensor_may_have_is_refused() -> None:
     )  # fmt: skip
     with pytest.raises(InvalidInputError, match="shape has 65 dimensions"):
         decode_request(header + b"\0" * 4, str(len(header)))
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value"), [("FP32", 1e39), ("FP32", -1e39), ("FP16", 70000.0), ("FP16", 70000)]
+)
+def test_a_number_beyond_the_range_of_a_float_type_is_refused(datatype: str, value: float) -> None:
+    # JSON has no inf: a value that overflows the declared type became inf silently before.
+    body = {"inputs": [{"name": "x", "datatype": datatype, "shape": [2], "data": [1.0, value]}]}
+    with pytest.raises(InvalidInputError, match=f"a value is outside the range of {datatype}"):
+        decode_infer_request(orjson.dumps(body))
+
+
+def test_the_largest_float_of_each_type_is_read_as_given() -> None:
+    inputs = [
+        {"name": "a", "datatype": "FP32", "shape": [1], "data": [3.4e38]},
+        {"name": "b", "datatype": "FP16", "shape": [1], "data": [65504.0]},
+        {"name": "c", "datatype": "FP64", "shape": [1], "data": [1e300]},
+    ]
+    decoded = decode_infer_request(orjson.dumps({"inputs": inputs})).inputs
+    assert [float(t.data[0]) for t in decoded] == [float(np.float32(3.4e38)), 65504.0, 1e300]
+    assert [t.data.dtype for t in decoded] == [np.float32, np.float16, np.float64]
+
+
+def test_non_finite_outputs_are_null_in_json() -> None:
+    # The documented policy (docs/architecture.md): JSON cannot hold NaN or inf.
+    values = np.array([np.nan, np.inf, -np.inf, 1.5], dtype=np.float32)
+    response = InferResponse("m", "1", [Tensor("y", "FP32", values)])
+    doc = orjson.loads(encode_infer_response(response))
+    assert doc["outputs"][0]["data"] == [None, None, None, 1.5]

@@ -189,14 +189,15 @@ def effective_routes(
     ready: Callable[[int], bool],
     why: Callable[[int], str],
     mirror: Callable[[int, float], ShadowMirror],
-    filling: Callable[[int], bool] | None = None,
+    filling: Callable[[int], bool],
 ) -> tuple[ModelRoutes, dict[str, str]]:
     """The routes to apply now, and the routes held back with the reason.
 
     A route moves to its wanted version once that version is ``ready``; until then it
     stays where it was, if that version is still ready (else there is nothing better).
     A policy applies once all of its targets are ready; kept objects (``Split``,
-    ``ShadowMirror``) carry their counts on while the policy stays the same.
+    ``ShadowMirror``) carry their counts on while the policy stays the same. ``filling``
+    says whether a version has a batch still filling (a new ``Split`` holds to it).
     """
     holds: dict[str, str] = {}
 

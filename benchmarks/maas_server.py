@@ -38,6 +38,23 @@ def register(home: Path, models: dict[str, list[Path]]) -> None:
             )
 
 
+def create_predict_key(home: Path) -> str:
+    """A ``predict`` key in ``home``'s registry (made as an operator would, before the
+    server starts): with it, the server requires a key on every request."""
+    maas = Path(sys.executable).parent / "maas"
+    env = {**os.environ, "MAAS_HOME": str(home)}
+    done = subprocess.run(
+        [str(maas), "--local", "keys", "create", "bench", "--scope", "predict", "-q"],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return done.stdout.strip()
+
+
 @contextmanager
 def running_maas(home: Path, workers: int = 1) -> Iterator[MaasServer]:
     """``maas serve`` on 127.0.0.1 with REST and gRPC on free ports; stopped by PID on exit."""

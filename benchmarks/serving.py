@@ -37,6 +37,7 @@ if __package__ in (None, ""):
 from benchmarks import limit
 from benchmarks.maas_server import (
     MaasServer,
+    create_predict_key,
     memory_check,
     register,
     running_maas,
@@ -274,6 +275,7 @@ class Args(argparse.Namespace):
     skip_mlserver: bool
     skip_memory: bool
     server_pythonpath: str | None
+    api_key: bool
     json: Path | None
 
 
@@ -304,8 +306,16 @@ def parse_args(argv: list[str] | None = None) -> Args:
         help="run maas (registration and `maas serve`) from this source folder, e.g. an "
         "older checkout's src, to compare two code versions in one session",
     )
+    parser.add_argument(
+        "--api-key",
+        action="store_true",
+        help="serve with keys required (a predict key made before the server starts) and "
+        "send it with every REST request: what access checks cost (REST transports only)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv, namespace=Args())
+    if args.api_key and "grpc" in args.transports:
+        parser.error("--api-key measures the REST transports: leave out grpc")
     if args.quick:
         args.models, args.concurrency, args.duration_s = ["mlp"], [1, 8], 3.0
         args.limit_duration_s = min(args.limit_duration_s, 0.5)
@@ -327,6 +337,8 @@ def main(argv: list[str] | None = None) -> None:
         home = workdir / "home"
         home.mkdir()
         register(home, {m: [model_path(m)] for m in args.models})
+        if args.api_key:  # wrk's script sends it (v2_post.lua)
+            os.environ["WRK_AUTHORIZATION"] = f"Bearer {create_predict_key(home)}"
         print(f"maas serve (workers={args.workers}) ...", flush=True)
         with running_maas(home, args.workers) as server:
             rows += bench_maas(server, args.models, bodies, args)

@@ -14,6 +14,10 @@ function init(args)
    else
       wrk.headers["Content-Type"] = "application/json"
    end
+   local authorization = os.getenv("WRK_AUTHORIZATION")  -- serving.py --api-key
+   if authorization then
+      wrk.headers["Authorization"] = authorization
+   end
 end
 
 function done(summary, latency, requests)

@@ -11,8 +11,9 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -64,6 +65,14 @@ class Settings(BaseSettings):
         "versions no route sends traffic to are unloaded least recently used first "
         "(default: no bound).",
     )
+    max_worker_processes: int = Field(
+        default_factory=lambda: max(4, 2 * (os.cpu_count() or 1)),
+        ge=1,
+        le=1024,
+        description="Bound on the worker processes a server runs for its versions at once "
+        "(TorchScript instances, kind=process); a version that would pass it does not load "
+        "(default: twice the cores, at least 4).",
+    )
     max_loaded_versions: int | None = Field(
         None, gt=0, description="Bound on how many versions are loaded at once (default: none)."
     )
@@ -71,6 +80,29 @@ class Settings(BaseSettings):
         None,
         description="The maas server the CLI and SDK use (default: http://MAAS_HOST:MAAS_PORT "
         "when it answers and serves this configuration's registry).",
+    )
+    auth: Literal["auto", "required", "off"] = Field(
+        "auto",
+        description="API keys: 'auto' requires them once one exists, and always on an "
+        "address other than loopback (where the server refuses to start without one); "
+        "'required' always; 'off' never (anyone who reaches the ports may do anything; "
+        "logged as a warning).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values the server answers, as a JSON list (a port is "
+        "ignored; '*' allows any); default: the bound address and localhost names, or any "
+        "host when bound to every interface (0.0.0.0 or ::). Guards against DNS rebinding.",
+    )
+    allow_code_artifacts: bool = Field(
+        False,
+        description="Take formats whose files are programs (TorchScript) over the API, from "
+        "keys with the code scope (the CLI with --local may always register them).",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="The API key the CLI sends to a server (never give it on the command "
+        "line: set MAAS_API_KEY in the environment).",
     )
     job_concurrency: int = Field(
         1,
@@ -137,7 +169,7 @@ class Settings(BaseSettings):
         """These settings as ``MAAS_*`` variables, for server processes started from this one."""
         variables = {
             f"MAAS_{name.upper()}": json.dumps(value) if isinstance(value, list) else str(value)
-            for name, value in self.model_dump(mode="json").items()
+            for name, value in self.model_dump(mode="json", exclude={"api_key"}).items()
             if value is not None
         }
         variables["MAAS_DATABASE_URL"] = self.resolved_database_url

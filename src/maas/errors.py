@@ -9,6 +9,11 @@ with ``error_class`` (never from the HTTP status)::
      +-- InvalidInputError           code "invalid_input"     (HTTP 400)
      |    +-- InvalidArtifactError   code "invalid_artifact"  (HTTP 400)
      |    +-- MethodNotAllowedError  code "method_not_allowed" (HTTP 405)
+     |    +-- UnsupportedMediaTypeError code "unsupported_media_type" (HTTP 415)
+     +-- UnauthenticatedError        code "unauthenticated"   (HTTP 401: no or a wrong API key)
+     +-- ForbiddenError              code "forbidden"         (HTTP 403: key lacks the scope, or a
+     |                                                         foreign Host / Origin)
+     +-- RateLimitedError            code "rate_limited"      (HTTP 429 + Retry-After)
      +-- NotFoundError               code "not_found"         (HTTP 404)
      +-- ConflictError               code "conflict"          (HTTP 409)
      |    +-- GateFailedError        code "gate_failed"       (HTTP 409: the validation gate)
@@ -31,6 +36,7 @@ __all__ = [
     "CODES",
     "ConflictError",
     "DeadlineExceededError",
+    "ForbiddenError",
     "GateFailedError",
     "IntegrityError",
     "InvalidArtifactError",
@@ -42,8 +48,11 @@ __all__ = [
     "NotServableError",
     "PayloadTooLargeError",
     "QueueFullError",
+    "RateLimitedError",
     "RegistryMismatchError",
+    "UnauthenticatedError",
     "UnavailableError",
+    "UnsupportedMediaTypeError",
     "WorkerCrashedError",
     "describe",
     "error_class",
@@ -77,6 +86,32 @@ class MethodNotAllowedError(InvalidInputError):
     """The path exists but does not take this HTTP method."""
 
     code = "method_not_allowed"
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """The body's Content-Type is not one this route reads (JSON, or the documented binary
+    type): browsers' cross-site form types are refused before anything is read."""
+
+    code = "unsupported_media_type"
+
+
+class UnauthenticatedError(MaasError):
+    """No API key, or one the server does not know (wrong, revoked, malformed)."""
+
+    code = "unauthenticated"
+
+
+class ForbiddenError(MaasError):
+    """The caller is known but may not do this: the key lacks the scope or the model, or
+    the request came from a host or origin this server does not serve."""
+
+    code = "forbidden"
+
+
+class RateLimitedError(MaasError):
+    """The key (or model) is over its request rate; retry after ``details["retry_after_s"]``."""
+
+    code = "rate_limited"
 
 
 class NotFoundError(MaasError):

@@ -4,12 +4,15 @@
 types, so every command is written once and runs against either. Actions that only a
 running server can answer (inference, what it holds in memory) say so. A version is
 warmed here, in this process, before an alias moves to it; a submitted job gets a worker
-process started here, which outlives the command.
+process started here, which outlives the command. API keys made here are how an operator
+gets the first admin key before any server requires one: whoever can open the registry
+needs no key.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,9 @@ from maas.cli.identity import actor
 from maas.client import (
     Alias,
     AliasMove,
+    ApiKey,
     AuditEvent,
+    CreatedKey,
     Deployment,
     DeploymentState,
     Job,
@@ -109,6 +114,7 @@ class LocalTarget:
             description=description,
             config=config,
             lineage=lineage,
+            may_carry_code=True,  # the registry's own user may register what it trusts
         )
         return Version.from_json(version.to_dict())
 
@@ -255,3 +261,25 @@ class LocalTarget:
 
     def resume_job(self, job_id: int) -> Job:
         return Job.from_json(self._control.jobs.resume(job_id, actor=self._actor).to_dict())
+
+    # -- API keys -----------------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        models: Sequence[str] | None = None,
+        rate_per_s: float | None = None,
+    ) -> CreatedKey:
+        created = self._control.keys.create(
+            name, scopes, models=models, rate_per_s=rate_per_s, actor=self._actor
+        )
+        return CreatedKey.from_json({**created.key.to_dict(), "token": created.token})
+
+    def list_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        found = self._control.keys.list(include_revoked=include_revoked)
+        return [ApiKey.from_json(key.to_dict()) for key in found]
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        return ApiKey.from_json(self._control.keys.revoke(key_id, actor=self._actor).to_dict())

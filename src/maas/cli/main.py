@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from maas import __version__
-from maas.cli import alias, db, jobs, models, traffic
+from maas.cli import alias, db, jobs, keys, models, traffic
 from maas.cli.audit import audit, deployments
 from maas.cli.console import console, report_error
 from maas.cli.evaluate import evaluate
@@ -17,7 +17,7 @@ from maas.cli.promote import promote, rollback
 from maas.cli.serve import quickstart, serve
 from maas.cli.target import TargetChoice, choose
 from maas.cli.train import train
-from maas.errors import MaasError
+from maas.errors import MaasError, UnauthenticatedError
 
 __all__ = ["app", "main"]
 
@@ -31,7 +31,8 @@ app = typer.Typer(
     "to write, -i a request to send, -d detach, -q print only the resulting id, -a the "
     "alias to move, -m filter by model. Every list and show takes --json.\n\n"
     "Configuration: MAAS_* environment variables or ./maas.toml (MAAS_HOME, "
-    "MAAS_DATABASE_URL, MAAS_ARTIFACTS_DIR, MAAS_HOST, MAAS_PORT, MAAS_SERVER).",
+    "MAAS_DATABASE_URL, MAAS_ARTIFACTS_DIR, MAAS_HOST, MAAS_PORT, MAAS_SERVER, "
+    "MAAS_API_KEY: the key sent to servers, see maas keys).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -50,6 +51,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
 app.add_typer(traffic.app, name="traffic")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 
 
@@ -88,6 +90,10 @@ def main() -> None:
     """Entry point of the ``maas`` script: maas errors become one red line and exit code 1."""
     try:
         app()
+    except UnauthenticatedError as exc:  # a server's words; say where the CLI's key comes from
+        hint = "" if "MAAS_API_KEY" in exc.message else " (the CLI sends the key in MAAS_API_KEY)"
+        report_error(exc.message + hint)
+        raise SystemExit(1) from None
     except MaasError as exc:
         report_error(exc.message)
         raise SystemExit(1) from None

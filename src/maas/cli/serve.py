@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from enum import StrEnum
 
 import typer
 
@@ -11,6 +12,12 @@ from maas.cli.examples import write_digits_example
 from maas.cli.train import submit_and_follow
 from maas.config import Settings
 from maas.errors import NotFoundError
+
+
+class AuthMode(StrEnum):
+    auto = "auto"
+    required = "required"
+    off = "off"
 
 
 def serve(
@@ -28,14 +35,24 @@ def serve(
         help="Server processes sharing the ports (default 1, or MAAS_WORKERS). More processes "
         "spread per-request work over cores; fewer form bigger batches.",
     ),
+    auth: AuthMode = typer.Option(
+        None,
+        help="API keys (default auto, or MAAS_AUTH): 'auto' requires one once any exists "
+        "and always off loopback (the server will not start there without one); "
+        "'required' always; 'off' never: anyone who reaches the ports may do anything.",
+    ),
 ) -> None:
     """Serve every registered model over KServe V2 REST and gRPC.
 
     A model's default version is the one under its production alias, else the newest.
+    On 127.0.0.1 (the default) it answers without keys until the first key is created
+    (`maas keys create`); on any other address it refuses to start without one.
     """
     from maas.serving.server import serve as run_server
 
-    current = settings(host=host, port=port, grpc_port=grpc_port, workers=workers)
+    current = settings(
+        host=host, port=port, grpc_port=grpc_port, workers=workers, auth=auth and auth.value
+    )
     run_server(current, before_start=_announce)  # announces once both ports are held
 
 

@@ -10,7 +10,11 @@ One rule for every command:
   command that needs a server refuses instead); with no server, the registry directly.
 
 Both targets answer the same calls with the same types (``maas.client``), so a command
-does not care which it got.
+does not care which it got. Every request to a server carries ``MAAS_API_KEY`` (from the
+environment or ``maas.toml``, never from the command line, where other users of the
+machine could read it) as ``Authorization: Bearer``. A server that refuses to say which
+registry it serves without a key (or with this one) is named in one line and the command
+acts on the registry directly, as for another registry's server.
 """
 
 from __future__ import annotations
@@ -20,14 +24,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias
 
+from rich.markup import escape
+
 from maas.cli.console import err_console, settings
-from maas.errors import MaasError, RegistryMismatchError, UnavailableError
+from maas.config import Settings
+from maas.errors import (
+    ForbiddenError,
+    MaasError,
+    RegistryMismatchError,
+    UnauthenticatedError,
+    UnavailableError,
+)
 
 if TYPE_CHECKING:  # imported when a command runs, so that `maas --help` starts fast
     from maas.cli.local import LocalTarget
     from maas.client import Client, RegistryInfo
 
-__all__ = ["Target", "TargetChoice", "choose", "describe", "open_server", "open_target"]
+__all__ = [
+    "Target",
+    "TargetChoice",
+    "api_key",
+    "choose",
+    "describe",
+    "open_server",
+    "open_target",
+]
 
 Target: TypeAlias = "Client | LocalTarget"
 _PROBE_TIMEOUT_S: Final = 1.0
@@ -63,17 +84,38 @@ def _choice() -> TargetChoice:
     return _chosen
 
 
-def _probe(base_url: str) -> RegistryInfo | None:
-    """The registry a server at ``base_url`` serves, or None when nothing maas answers."""
+def api_key(current: Settings) -> str | None:
+    """The key this configuration sends to servers (``MAAS_API_KEY``), None when unset."""
+    if current.api_key is None:
+        return None
+    return current.api_key.get_secret_value().strip() or None
+
+
+def _probe(base_url: str, key: str | None) -> RegistryInfo | None:
+    """The registry a server at ``base_url`` serves, or None when nothing maas answers;
+    ``UnauthenticatedError``/``ForbiddenError`` when a maas server there refuses to say."""
     import httpx
 
     from maas.client import Client
 
     try:
-        with Client(base_url, timeout_s=_PROBE_TIMEOUT_S) as client:
+        with Client(base_url, api_key=key, timeout_s=_PROBE_TIMEOUT_S) as client:
             return client.registry()
+    except (UnauthenticatedError, ForbiddenError):
+        raise
     except (MaasError, httpx.HTTPError):  # nothing answers, or it is not a maas server
         return None
+
+
+def _refusal(base_url: str, key: str | None, refused: MaasError) -> str:
+    if isinstance(refused, ForbiddenError):  # e.g. a Host it does not serve
+        return f"the server at {base_url} refused this command: {refused.message}"
+    if key is None:
+        return (
+            f"the server at {base_url} requires an API key: set MAAS_API_KEY to one "
+            "(`maas --local keys create NAME --scope SCOPE` makes one)"
+        )
+    return f"the server at {base_url} refused the key in MAAS_API_KEY: {refused.message}"
 
 
 @contextmanager
@@ -95,6 +137,7 @@ def open_target(*, needs_server: bool = False) -> Iterator[Target]:
 
     choice = _choice()
     current = settings()
+    key = api_key(current)
     explicit = choice.server or current.server
     if choice.local:
         if needs_server:
@@ -103,10 +146,23 @@ def open_target(*, needs_server: bool = False) -> Iterator[Target]:
             yield local
         return
     if explicit:
-        with Client(explicit.rstrip("/"), timeout_s=600.0) as client:
+        with Client(explicit.rstrip("/"), api_key=key, timeout_s=600.0) as client:
             yield client
         return
-    served = _probe(current.base_url)
+    try:
+        served = _probe(current.base_url, key)
+    except (UnauthenticatedError, ForbiddenError) as refused:
+        if needs_server:
+            raise type(refused)(_refusal(current.base_url, key, refused), refused.details) from None
+        err_console.print(
+            f"note: {escape(_refusal(current.base_url, key, refused))}; acting on this "
+            f"configuration's registry at {current.database_display} directly",
+            highlight=False,
+            soft_wrap=True,
+        )
+        with LocalTarget(current) as local:
+            yield local
+        return
     if served is None:
         if needs_server:
             raise UnavailableError(
@@ -120,7 +176,7 @@ def open_target(*, needs_server: bool = False) -> Iterator[Target]:
         own = local.registry().id
         if served.id == own:
             local.close()
-            with Client(current.base_url, timeout_s=600.0, registry_id=own) as client:
+            with Client(current.base_url, api_key=key, timeout_s=600.0, registry_id=own) as client:
                 yield client
             return
         if needs_server:

@@ -16,11 +16,13 @@ import numpy as np
 
 from . import _calls as calls
 from ._errors import transport_error
-from ._plan import Call, Plan, build_request, finish
+from ._plan import Call, Plan, auth_headers, build_request, finish
 from ._types import (
     Alias,
     AliasMove,
+    ApiKey,
     AuditEvent,
+    CreatedKey,
     Deployment,
     DeploymentState,
     InferResult,
@@ -52,6 +54,7 @@ class AsyncClient:
         self,
         base_url: str,
         *,
+        api_key: str | None = None,
         timeout_s: float = 60.0,
         registry_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -60,7 +63,10 @@ class AsyncClient:
         self._registry_id = registry_id
         self._verified = registry_id is None
         self._http = httpx.AsyncClient(
-            base_url=self._base_url, timeout=timeout_s, transport=transport
+            base_url=self._base_url,
+            headers=auth_headers(api_key),
+            timeout=timeout_s,
+            transport=transport,
         )
 
     @property
@@ -277,6 +283,25 @@ class AsyncClient:
 
     async def resume_job(self, job_id: int) -> Job:
         return await self._run(calls.resume_job(job_id))
+
+    # -- API keys (an admin key's calls) ---------------------------------------------------
+
+    async def create_key(
+        self,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        models: Sequence[str] | None = None,
+        rate_per_s: float | None = None,
+    ) -> CreatedKey:
+        """A new key; its ``token`` is in this answer only."""
+        return await self._run(calls.create_key(name, scopes, models, rate_per_s))
+
+    async def list_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        return await self._run(calls.list_keys(include_revoked))
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        return await self._run(calls.revoke_key(key_id))
 
     # -- inference (KServe V2) -------------------------------------------------------------
 

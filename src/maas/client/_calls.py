@@ -25,7 +25,9 @@ from ._plan import Call, FileSink, NotAnAnswer, Plan, QueryValue, document
 from ._types import (
     Alias,
     AliasMove,
+    ApiKey,
     AuditEvent,
+    CreatedKey,
     Deployment,
     DeploymentState,
     InferResult,
@@ -317,6 +319,31 @@ def cancel_job(job_id: int) -> Call[Job]:
 
 def resume_job(job_id: int) -> Call[Job]:
     return Call("POST", f"/api/jobs/{_segment(job_id)}/resume", _one(Job.from_json))
+
+
+# -- API keys ----------------------------------------------------------------------------
+
+
+def create_key(
+    name: str, scopes: Sequence[str], models: Sequence[str] | None, rate_per_s: float | None
+) -> Call[CreatedKey]:
+    if isinstance(scopes, str) or isinstance(models, str):
+        raise InvalidInputError("scopes and models: sequences of names, not one string")
+    body = {
+        "name": name,
+        "scopes": list(scopes),
+        "models": None if models is None else list(models),
+        "rate_per_s": rate_per_s,
+    }
+    return Call("POST", "/api/keys", _one(CreatedKey.from_json), json=body)
+
+
+def list_keys(include_revoked: bool) -> Call[list[ApiKey]]:
+    return _get("/api/keys", _many(ApiKey.from_json), revoked=include_revoked)
+
+
+def revoke_key(key_id: str) -> Call[ApiKey]:
+    return Call("DELETE", f"/api/keys/{_segment(key_id)}", _one(ApiKey.from_json))
 
 
 # -- inference (KServe V2) ---------------------------------------------------------------

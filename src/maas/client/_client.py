@@ -17,11 +17,13 @@ import numpy as np
 
 from . import _calls as calls
 from ._errors import transport_error
-from ._plan import Call, Plan, build_request, finish
+from ._plan import Call, Plan, auth_headers, build_request, finish
 from ._types import (
     Alias,
     AliasMove,
+    ApiKey,
     AuditEvent,
+    CreatedKey,
     Deployment,
     DeploymentState,
     InferResult,
@@ -44,11 +46,16 @@ Ref = int | str
 class Client:
     """A maas server's API, over one pooled HTTP connection; use it as a context manager.
 
+    ``api_key`` (a token from ``create_key`` or ``maas keys create``) goes with every
+    request as ``Authorization: Bearer <api_key>``; a server that requires keys answers
+    ``UnauthenticatedError`` without one, ``ForbiddenError`` when the key lacks the scope
+    or the model, ``RateLimitedError`` over its rate. ``repr`` never shows it.
+
     With ``registry_id``, the first call checks that the server serves that registry
     (``RegistryMismatchError`` if not), so a configuration never acts on another
     registry's server. ``transport`` replaces httpx's (tests, custom TLS, proxies).
 
-    >>> with Client("http://127.0.0.1:8080") as maas:  # doctest: +SKIP
+    >>> with Client("http://127.0.0.1:8080", api_key=token) as maas:  # doctest: +SKIP
     ...     maas.promote("iris", 3)
     """
 
@@ -56,6 +63,7 @@ class Client:
         self,
         base_url: str,
         *,
+        api_key: str | None = None,
         timeout_s: float = 60.0,
         registry_id: str | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -63,7 +71,12 @@ class Client:
         self._base_url = base_url.rstrip("/")
         self._registry_id = registry_id
         self._verified = registry_id is None
-        self._http = httpx.Client(base_url=self._base_url, timeout=timeout_s, transport=transport)
+        self._http = httpx.Client(
+            base_url=self._base_url,
+            headers=auth_headers(api_key),
+            timeout=timeout_s,
+            transport=transport,
+        )
 
     @property
     def base_url(self) -> str:
@@ -279,6 +292,30 @@ class Client:
 
     def resume_job(self, job_id: int) -> Job:
         return self._run(calls.resume_job(job_id))
+
+    # -- API keys (an admin key's calls) ---------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        models: Sequence[str] | None = None,
+        rate_per_s: float | None = None,
+    ) -> CreatedKey:
+        """A new key with ``scopes`` (admin, deploy, train, predict, read), limited to
+        ``models`` when given and to ``rate_per_s`` requests a second; its ``token`` is in
+        this answer only."""
+        return self._run(calls.create_key(name, scopes, models, rate_per_s))
+
+    def list_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        """Every key (the revoked too with ``include_revoked``), oldest first; no tokens."""
+        return self._run(calls.list_keys(include_revoked))
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke a key for good: this server refuses it at once, others at their next
+        refresh."""
+        return self._run(calls.revoke_key(key_id))
 
     # -- inference (KServe V2) -------------------------------------------------------------
 

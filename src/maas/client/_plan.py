@@ -26,11 +26,20 @@ from typing import Any, Generic, TypeAlias, TypeVar
 import httpx
 import orjson
 
-from maas.errors import IntegrityError, MaasError
+from maas.errors import IntegrityError, InvalidInputError, MaasError
 
 from ._errors import error_from_reply
 
-__all__ = ["Call", "FileSink", "NotAnAnswer", "Plan", "build_request", "document", "finish"]
+__all__ = [
+    "Call",
+    "FileSink",
+    "NotAnAnswer",
+    "Plan",
+    "auth_headers",
+    "build_request",
+    "document",
+    "finish",
+]
 
 T = TypeVar("T")
 QueryValue: TypeAlias = str | int | float | bool
@@ -109,6 +118,23 @@ class Call(Generic[T]):
 
 #: Several calls in order: yields each call, receives its parsed result, returns a T.
 Plan: TypeAlias = Generator[Call[Any], Any, T]
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """The headers every request of a client carries: ``Authorization: Bearer <api_key>``
+    (none without a key). Surrounding whitespace (a newline read from a file) is dropped;
+    a key that is empty or holds other characters than visible ASCII is refused here, with
+    a message that does not quote it, rather than by the HTTP library mid-request."""
+    if api_key is None:
+        return {}
+    token = api_key.strip()
+    if not token or not all("!" <= c <= "~" for c in token):
+        raise InvalidInputError(
+            "api_key: the API key is empty or holds characters a key never has "
+            "(it is visible ASCII: maas_<id>_<secret>)",
+            {"field": "api_key"},
+        )
+    return {"Authorization": f"Bearer {token}"}
 
 
 def build_request(http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:

@@ -19,9 +19,11 @@ from maas.protocol.signature import Signature
 __all__ = [
     "Alias",
     "AliasMove",
+    "ApiKey",
     "Archive",
     "Artifact",
     "AuditEvent",
+    "CreatedKey",
     "Deployment",
     "DeploymentState",
     "InferResult",
@@ -52,6 +54,10 @@ def _int_or_none(value: Any) -> int | None:
 
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,3 +442,97 @@ class InferResult:
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.outputs[name]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as the server lists it: never its token (nor the hash the registry
+    keeps of it). ``models`` None: every model; ``rate_per_s`` None: no rate limit;
+    ``revoked_at`` None: the key works."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    models: tuple[str, ...] | None
+    rate_per_s: float | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+    @classmethod
+    def from_json(cls, document: Document) -> ApiKey:
+        models = document.get("models")
+        return cls(
+            id=str(document["id"]),
+            name=str(document["name"]),
+            scopes=tuple(str(s) for s in document["scopes"]),
+            models=None if models is None else tuple(str(m) for m in models),
+            rate_per_s=_float_or_none(document.get("rate_per_s")),
+            created_at=_time(document["created_at"]),
+            created_by=str(document["created_by"]),
+            revoked_at=_time_or_none(document.get("revoked_at")),
+            revoked_by=_str_or_none(document.get("revoked_by")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A key just created, with its ``token``: the only time anyone is shown it (the
+    server keeps a hash). Send it as ``Client(url, api_key=created.token)`` or the header
+    ``Authorization: Bearer <token>``. ``repr`` leaves the token out, so a log line or a
+    traceback that prints the value does not give the key away.
+
+    >>> created = CreatedKey("0f3a9c2e71bd", "ci", ("read",), None, None,
+    ...     datetime(2024, 1, 1), "cli", None, None, token="maas_0f3a9c2e71bd_secret")
+    >>> "secret" in repr(created)
+    False
+    """
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    models: tuple[str, ...] | None
+    rate_per_s: float | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+    token: str
+
+    @classmethod
+    def from_json(cls, document: Document) -> CreatedKey:
+        key = ApiKey.from_json(document)
+        return cls(
+            id=key.id,
+            name=key.name,
+            scopes=key.scopes,
+            models=key.models,
+            rate_per_s=key.rate_per_s,
+            created_at=key.created_at,
+            created_by=key.created_by,
+            revoked_at=key.revoked_at,
+            revoked_by=key.revoked_by,
+            token=str(document["token"]),
+        )
+
+    @property
+    def key(self) -> ApiKey:
+        """The key without its token (what ``list_keys`` shows of it)."""
+        return ApiKey(
+            id=self.id,
+            name=self.name,
+            scopes=self.scopes,
+            models=self.models,
+            rate_per_s=self.rate_per_s,
+            created_at=self.created_at,
+            created_by=self.created_by,
+            revoked_at=self.revoked_at,
+            revoked_by=self.revoked_by,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CreatedKey(id={self.id!r}, name={self.name!r}, scopes={self.scopes!r}, "
+            f"models={self.models!r}, rate_per_s={self.rate_per_s!r}, token=<hidden>)"
+        )

@@ -58,7 +58,13 @@ class BatchingConfig(BaseModel):
 class InstancesConfig(BaseModel):
     model_config = _STRICT
 
-    count: int = Field(1, ge=1, le=64, description="Runtime instances of the version.")
+    count: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Runtime instances of the version (at most 16; worker processes are also "
+        "bounded per server by MAAS_MAX_WORKER_PROCESSES).",
+    )
     kind: Literal["auto", "thread", "process"] = "auto"
     intra_op_threads: int | None = Field(
         None,

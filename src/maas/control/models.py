@@ -15,12 +15,20 @@ from maas.control.model_config import ModelConfig, parse_model_config
 from maas.control.uploads import register_upload, register_upload_bytes
 from maas.control.views import EffectiveConfig, ModelSummary
 from maas.control.warmup import Warmup
-from maas.errors import NotFoundError
+from maas.errors import ForbiddenError, InvalidArtifactError, NotFoundError
 from maas.protocol.warmup import warmup_shapes
 from maas.registry.entities import AuditEvent, ModelVersion
 from maas.registry.service import Registry
+from maas.runtimes.discovery import runtime_class
 
 __all__ = ["Models"]
+
+
+def _carries_code(artifact_format: str) -> bool:
+    try:
+        return runtime_class(artifact_format).carries_code
+    except InvalidArtifactError:  # no such runtime (skops: converted): the upload says why
+        return False
 
 
 class Models:
@@ -82,9 +90,22 @@ class Models:
         description: str = "",
         config: dict[str, Any] | None = None,
         lineage: dict[str, Any] | None = None,
+        may_carry_code: bool = False,
     ) -> ModelVersion:
         """Register a file (or the bytes of one) as the model's next version, once it has
-        loaded in its runtime and its config is valid; nothing is stored otherwise."""
+        loaded in its runtime and its config is valid; nothing is stored otherwise.
+
+        A format whose files are programs (TorchScript) is refused unless
+        ``may_carry_code``: the CLI on the registry passes it; a server, when it allows
+        such formats and the caller's key holds the ``code`` scope."""
+        if _carries_code(artifact_format) and not may_carry_code:
+            raise ForbiddenError(
+                f"{artifact_format} files are programs, which this server does not take over "
+                "its API: start it with MAAS_ALLOW_CODE_ARTIFACTS=true and upload with a key "
+                "holding the code scope, or register the file on the server's machine with "
+                "`maas --local models upload`",
+                {"format": artifact_format},
+            )
         _check_config(config, None)
         options: dict[str, Any] = {
             "artifact_format": artifact_format,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from maas.control.access import ApiKeys
 from maas.control.aliases import Aliases
 from maas.control.deployments import DeploymentControl
 from maas.control.jobs import Jobs
@@ -36,6 +37,7 @@ class ControlPlane:
     traffic: Traffic
     deployments: DeploymentControl
     jobs: Jobs
+    keys: ApiKeys
 
     @classmethod
     def build(
@@ -59,6 +61,7 @@ class ControlPlane:
                 on_job_queued or (lambda job: None),
                 on_job_cancelled,
             ),
+            keys=ApiKeys(registry.keys),
         )
 
     def registry_id(self) -> str:

@@ -78,7 +78,9 @@ def spawn_worker(
     with open(folder / "worker.log", "ab") as output:
         return subprocess.Popen(
             command,
-            env=os.environ | settings.as_environment(),
+            # A job runs user code (a factory, a dataset reader): it gets no API key.
+            env={k: v for k, v in os.environ.items() if k != "MAAS_API_KEY"}
+            | settings.as_environment(),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,

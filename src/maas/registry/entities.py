@@ -11,6 +11,7 @@ from maas.protocol.signature import Signature
 __all__ = [
     "Alias",
     "AliasMove",
+    "ApiKey",
     "Archive",
     "AuditEvent",
     "ConfigRevision",
@@ -300,4 +301,34 @@ class JobLogLine:
             "at": self.at.isoformat(),
             "level": self.level,
             "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as the registry keeps it: never its secret, only the secret's hash."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    models: tuple[str, ...] | None
+    secret_hash: str = field(repr=False)
+    rate_per_s: float | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The key for people and the API: everything but the hash."""
+        return {
+            "id": self.key_id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "models": None if self.models is None else list(self.models),
+            "rate_per_s": self.rate_per_s,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "revoked_at": _iso(self.revoked_at),
+            "revoked_by": self.revoked_by,
         }

@@ -30,6 +30,7 @@ from maas.registry.engine import create_registry_engine, writing
 from maas.registry.entities import AuditEvent, ConfigRevision, Model, ModelVersion
 from maas.registry.gate import check_rules
 from maas.registry.jobs import JobBook
+from maas.registry.keys import KeyBook
 from maas.registry.names import (
     PRODUCTION_ALIAS,
     check_artifact_format,
@@ -75,6 +76,7 @@ class Registry:
         self.jobs = JobBook(self._reads, self._writes)
         self.aliases = AliasBook(self._reads, self._writes)
         self.deployments = DeploymentBook(self._reads, self._writes)
+        self.keys = KeyBook(self._reads, self._writes)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> Registry:

@@ -32,6 +32,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "AliasMoveRow",
     "AliasRow",
+    "ApiKeyRow",
     "AuditEventRow",
     "Base",
     "JobEpochRow",
@@ -345,3 +346,22 @@ event.listen(VersionArtifactRow, "before_update", _refuse_artifact_update)
 event.listen(AuditEventRow, "before_update", _refuse_audit_update)
 event.listen(VersionConfigRow, "before_update", _refuse_config_update)
 event.listen(AliasMoveRow, "before_update", _refuse_move_update)
+
+
+class ApiKeyRow(Base):
+    """An API key: its public id, what it may do, and only a slow salted hash of its secret.
+    Revoking sets ``revoked_at``; the row stays, so the audit log's actors stay readable."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(63))
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    models: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    rate_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -50,6 +50,9 @@ class Runtime(ABC):
     #: True when predict releases the GIL, so instances can share a process as threads;
     #: False puts each instance in a worker process of its own.
     releases_gil: ClassVar[bool] = True
+    #: True for formats whose files are programs (TorchScript): a server takes them over
+    #: its API only when allowed (``MAAS_ALLOW_CODE_ARTIFACTS``) and from a ``code`` key.
+    carries_code: ClassVar[bool] = False
 
     def __init__(self, signature: Signature) -> None:
         self.signature = signature

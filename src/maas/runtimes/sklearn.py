@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from maas.errors import InvalidArtifactError
-from maas.runtimes.safety import refuse_executable_formats
+from maas.runtimes.safety import check_archive, refuse_executable_formats
 from maas.store.digest import sha256_of_stream
 
 __all__ = ["TRUSTED_SKOPS_TYPES", "convert_skops_to_onnx"]
@@ -49,6 +49,7 @@ def _load_trusted(path: Path) -> Any:
     if not zipfile.is_zipfile(path):
         refuse_executable_formats(path)  # names a pickle as such
         raise InvalidArtifactError("not a skops file (skops.io.dump writes one)")
+    check_archive(path)  # before skops inflates a member
     try:
         untrusted: list[str] = skops.io.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises several types for a zip that is not its own

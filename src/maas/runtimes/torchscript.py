@@ -5,6 +5,10 @@ told apart by content: it must hold ``data.pkl`` and compiled code (``code/`` or
 ``constants.pkl``), and ``torch.jit.load`` (which only rebuilds TorchScript types, never
 arbitrary classes) loads it. The archive records no tensor names, so the signature comes
 from the registered version through ``LoadOptions.signature``.
+
+An archive is a program: it is checked (``safety.check_archive``) and held to the operator
+allowlist of ``torchscript_ops`` before and after it loads, and ``carries_code`` marks
+the format, which a server refuses over its API unless told otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from maas.errors import InvalidArtifactError, MaasError
 from maas.protocol.datatypes import numpy_dtype
 from maas.protocol.signature import Signature
 from maas.runtimes.base import LoadOptions, Runtime
-from maas.runtimes.safety import refuse_executable_formats
+from maas.runtimes.safety import check_archive, refuse_executable_formats
+from maas.runtimes.torchscript_ops import check_module, check_source
 
 __all__ = ["TorchScriptRuntime"]
 
@@ -58,6 +63,7 @@ class TorchScriptRuntime(Runtime):
     format = "torchscript"
     platform = "pytorch_libtorch"
     releases_gil = False  # the interpreter holds the GIL around each op: use processes
+    carries_code = True
 
     def __init__(
         self, module: torch.jit.ScriptModule, signature: Signature, device: torch.device
@@ -73,11 +79,13 @@ class TorchScriptRuntime(Runtime):
         if not zipfile.is_zipfile(path):
             refuse_executable_formats(path)  # names a plain pickle as such
             raise InvalidArtifactError("not a TorchScript archive (torch.jit.save writes one)")
+        check_archive(path)
         if not _is_torchscript_archive(path):
             raise InvalidArtifactError(
                 "the zip is not a TorchScript archive (torch.save output holds pickles); "
                 "save the model with torch.jit.save(torch.jit.script(model), path)"
             )
+        check_source(path)  # before torch.jit.load, which runs the archive's __setstate__
         signature = _check_signature(options.signature)
         if options.intra_op_threads is not None:
             torch.set_num_threads(options.intra_op_threads)  # per process: one instance each
@@ -94,6 +102,7 @@ class TorchScriptRuntime(Runtime):
             text = str(exc).replace(str(path), path.name).strip() or type(exc).__name__
             first_line = text.splitlines()[0]
             raise InvalidArtifactError(f"not a loadable TorchScript model: {first_line}") from exc
+        check_module(module)
         module.eval()
         return cls(module, signature, device)
 

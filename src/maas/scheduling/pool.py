@@ -22,7 +22,7 @@ from maas.protocol.signature import Signature
 from maas.runtimes.base import LoadOptions, Runtime
 from maas.scheduling.policy import InstancePolicy
 from maas.scheduling.slots import InstanceSlots
-from maas.scheduling.workers import ProcessInstancePool
+from maas.scheduling.workers import ProcessInstancePool, WorkerBudget
 
 __all__ = ["InstancePool", "ThreadInstancePool", "build_pool", "default_intra_op_threads"]
 
@@ -135,13 +135,14 @@ def build_pool(
     policy: InstancePolicy,
     signature: Signature | None = None,
     probes: Iterable[Mapping[str, np.ndarray]] = (),
+    budget: WorkerBudget | None = None,
 ) -> InstancePool:
     """Load ``policy.count`` instances of ``path`` as threads or worker processes.
 
     ``kind="auto"`` means threads when ``runtime_cls.releases_gil``, else processes.
     Loading in threads happens here (blocking; call it through ``asyncio.to_thread``);
     worker processes load in the background, and ``ProcessInstancePool.ready()``
-    awaits them.
+    awaits them; they count against ``budget`` (the server's bound) while they run.
 
     ``probes`` (requests from one row up to a full batch) decide the threads per instance
     when the policy leaves them to maas: a model whose full batch runs in under
@@ -156,7 +157,7 @@ def build_pool(
     if kind == "auto":
         kind = "thread" if runtime_cls.releases_gil else "process"
     if kind == "process":
-        return ProcessInstancePool(artifact_format, path, options, count)
+        return ProcessInstancePool(artifact_format, path, options, count, budget)
     runtimes: list[Runtime] = []
     try:
         runtimes.append(runtime_cls.load(path, options))

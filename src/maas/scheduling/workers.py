@@ -7,13 +7,22 @@ unpickled. In the server, one thread per worker waits on its pipe (threads are m
 once, never per request) and watches the process sentinel too, so a worker killed by a
 signal, a segfault or ``os._exit`` fails its request with ``WorkerCrashedError`` at
 once; the next call on that slot starts a replacement first.
+
+A worker runs the model's own code (TorchScript is a program), so once the model has
+loaded it gives up what it can (``_drop_privileges``): no new privileges ever (setuid
+binaries stop working), and, where the server runs as root, the ``nobody`` user, who can
+write neither the artifact store nor the server's home. A server run as an ordinary
+user keeps that user's rights in its workers: run maas as a user of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
+import os
+import pwd
 import signal
 import threading
 from collections.abc import Mapping
@@ -29,14 +38,42 @@ from maas.errors import MaasError, UnavailableError, WorkerCrashedError
 from maas.runtimes.base import LoadOptions
 from maas.scheduling.slots import InstanceSlots
 
-__all__ = ["ProcessInstancePool"]
+__all__ = ["ProcessInstancePool", "WorkerBudget"]
 
 #: How long a worker may take to import its framework and load the model.
 LOAD_TIMEOUT_S: Final = 300.0
 #: How long a worker gets to exit on close before it is killed.
 STOP_TIMEOUT_S: Final = 5.0
+#: Who a worker of a server run as root becomes once its model has loaded.
+WORKER_USER: Final = "nobody"
+_PR_SET_NO_NEW_PRIVS: Final = 38
 
 Feed = dict[str, np.ndarray]
+
+
+class WorkerBudget:
+    """How many worker processes one server may run at once, over all its versions: each
+    is a process of its own (a TorchScript one holds ~200 MB), so a config cannot ask for
+    more than the machine holds. A pool reserves its workers before it starts any."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, count: int) -> None:
+        with self._lock:
+            if self._used + count > self.limit:
+                raise UnavailableError(
+                    f"{count} more worker processes would exceed this server's bound of "
+                    f"{self.limit} (MAAS_MAX_WORKER_PROCESSES; {self._used} run now)",
+                    {"field": "instances.count"},
+                )
+            self._used += count
+
+    def release(self, count: int) -> None:
+        with self._lock:
+            self._used = max(0, self._used - count)
 
 
 def _serve(conn: Connection, artifact_format: str, path: str, options: LoadOptions) -> None:
@@ -48,6 +85,11 @@ def _serve(conn: Connection, artifact_format: str, path: str, options: LoadOptio
         runtime = load_runtime(artifact_format, Path(path), options)
     except BaseException as exc:
         _reply(conn, "error", exc)
+        return
+    try:
+        _drop_privileges()
+    except OSError as exc:
+        _reply(conn, "error", UnavailableError(f"the worker could not drop privileges: {exc}"))
         return
     _reply(conn, "ready", None)
     while True:
@@ -63,6 +105,22 @@ def _serve(conn: Connection, artifact_format: str, path: str, options: LoadOptio
             _reply(conn, "error", exc)
         else:
             _reply(conn, "ok", outputs)
+
+
+def _drop_privileges() -> None:
+    """No new privileges; off root, to ``WORKER_USER``, where the server runs as root."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux only
+    if prctl is not None and prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    if os.geteuid() != 0:
+        return
+    try:
+        user = pwd.getpwnam(WORKER_USER)
+    except KeyError:
+        return  # no such user here: no_new_privs is what this system allows
+    os.setgroups([])
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
 
 
 def _reply(conn: Connection, status: str, value: Any) -> None:
@@ -191,9 +249,19 @@ class ProcessInstancePool:
         await pool.close()
     """
 
-    def __init__(self, artifact_format: str, path: Path, options: LoadOptions, count: int) -> None:
+    def __init__(
+        self,
+        artifact_format: str,
+        path: Path,
+        options: LoadOptions,
+        count: int,
+        budget: WorkerBudget | None = None,
+    ) -> None:
         if count < 1:
             raise ValueError("a pool needs at least one worker")
+        if budget is not None:
+            budget.reserve(count)
+        self._budget = budget
         spec = (artifact_format, str(path), options)
         self._workers = [_Worker(i, spec) for i in range(count)]
         self._slots = InstanceSlots(count)
@@ -232,6 +300,9 @@ class ProcessInstancePool:
             worker.closing.set()
             worker.stop()
         await asyncio.to_thread(self._join)
+        if self._budget is not None:
+            self._budget.release(len(self._workers))
+            self._budget = None
 
     def _join(self) -> None:
         for worker in self._workers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -13,22 +14,29 @@ from starlette.types import ASGIApp
 from maas import __version__
 from maas.config import Settings
 from maas.control import ControlPlane
+from maas.control.access import KeyRing
+from maas.errors import MaasError, UnavailableError
 from maas.jobs.policy import SubmissionPolicy
 from maas.jobs.runner import JobRunner, LocalJobRunner
 from maas.registry.service import Registry
+from maas.scheduling.workers import WorkerBudget
+from maas.serving.access import Gatekeeper, exposure_problem, is_loopback, warn_if_open
 from maas.serving.dataplane import DataPlane
 from maas.serving.deployments import Deployments
 from maas.serving.grpc import GrpcServer
 from maas.serving.memory import keep_large_blocks_mapped
 from maas.serving.repository import ModelRepository
 from maas.serving.residency import ResidencyLimits
+from maas.serving.rest.access import RouteAccess, require_declared
 from maas.serving.rest.aliases import aliases_router
 from maas.serving.rest.audit import audit_router
+from maas.serving.rest.browser import BrowserDefences, HeaderPolicy, default_allowed_hosts
 from maas.serving.rest.context import ApiContext
 from maas.serving.rest.deployments import deployments_router
 from maas.serving.rest.errors import install_error_handlers
 from maas.serving.rest.inference_lane import InferenceLane
 from maas.serving.rest.jobs import jobs_router
+from maas.serving.rest.keys import keys_router
 from maas.serving.rest.models import models_router
 from maas.serving.rest.openapi import install_openapi
 from maas.serving.rest.traffic import traffic_router
@@ -36,6 +44,8 @@ from maas.serving.rest.v2 import v2_router
 from maas.serving.warmup import ServerWarmup
 
 __all__ = ["build_app"]
+
+log = logging.getLogger(__name__)
 
 
 def build_app(
@@ -50,8 +60,19 @@ def build_app(
     owns_registry = registry is None
     registry = registry or Registry.from_settings(settings, upgrade=True)
     runner = runner or LocalJobRunner(registry.jobs, settings)
+    keyring = KeyRing(
+        registry.keys,
+        always_required=settings.auth == "required" or not is_loopback(settings.host),
+        disabled=settings.auth == "off",
+    )
+    keyring.refresh()
+    problem = exposure_problem(settings, len(registry.keys.list()))
+    if problem is not None:
+        raise UnavailableError(problem)
+    warn_if_open(settings)
+    gatekeeper = Gatekeeper(keyring, registry.keys)
     limits = ResidencyLimits(settings.max_loaded_bytes, settings.max_loaded_versions)
-    deployments = Deployments(registry, limits)
+    deployments = Deployments(registry, limits, WorkerBudget(settings.max_worker_processes))
     warmup = ServerWarmup(deployments)
     control = ControlPlane.build(
         registry,
@@ -63,7 +84,12 @@ def build_app(
     dataplane = DataPlane(deployments)
     repository = ModelRepository(control, deployments)
     grpc_server = GrpcServer(
-        dataplane, repository, settings.host, settings.grpc_port, settings.grpc_max_message_bytes
+        dataplane,
+        repository,
+        gatekeeper,
+        settings.host,
+        settings.grpc_port,
+        settings.grpc_max_message_bytes,
     )
 
     @contextlib.asynccontextmanager
@@ -75,6 +101,7 @@ def build_app(
         if settings.grpc_port:
             await grpc_server.start()
         refresher = asyncio.create_task(deployments.run_refresh_loop(settings.refresh_interval_s))
+        key_refresher = asyncio.create_task(_refresh_keys(keyring, settings.refresh_interval_s))
         # Everything loaded so far lives as long as the server: keep it out of the garbage
         # collector's full passes, which otherwise stall the event loop for tens of ms.
         gc.collect()
@@ -82,9 +109,10 @@ def build_app(
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in (refresher, key_refresher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(runner.stop)
             await grpc_server.stop(grace_s=5.0)
             await deployments.close()
@@ -98,13 +126,39 @@ def build_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    api = ApiContext(control, deployments, settings.max_request_size_bytes)
-    app.include_router(v2_router(dataplane, settings.max_request_size_bytes))
+    access = RouteAccess(gatekeeper)
+    api = ApiContext(
+        control,
+        deployments,
+        access,
+        settings.max_request_size_bytes,
+        allow_code_artifacts=settings.allow_code_artifacts,
+    )
+    app.include_router(v2_router(dataplane, access))
     app.include_router(models_router(api))
     app.include_router(aliases_router(api))
     app.include_router(traffic_router(api))
     app.include_router(deployments_router(api, repository))
     app.include_router(audit_router(api))
     app.include_router(jobs_router(api))
+    app.include_router(keys_router(api))
+    require_declared(app)
     install_openapi(app)
-    return InferenceLane(app, dataplane, settings.max_request_size_bytes)
+    headers = HeaderPolicy(settings.allowed_hosts or default_allowed_hosts(settings.host))
+    return InferenceLane(
+        BrowserDefences(app, headers),
+        dataplane,
+        gatekeeper,
+        headers,
+        settings.max_request_size_bytes,
+    )
+
+
+async def _refresh_keys(keyring: KeyRing, interval_s: float) -> None:
+    """Re-read the keys every ``interval_s``: one revoked elsewhere stops working here."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(keyring.refresh)
+        except MaasError as exc:  # the database is away: keep the keys known so far
+            log.warning("could not re-read the API keys: %s", exc.message)

@@ -30,7 +30,7 @@ from maas.registry.service import Registry
 from maas.runtimes.discovery import runtime_class
 from maas.scheduling.pool import InstancePool, build_pool
 from maas.scheduling.scheduler import VersionScheduler
-from maas.scheduling.workers import ProcessInstancePool
+from maas.scheduling.workers import ProcessInstancePool, WorkerBudget
 from maas.serving.statistics import VersionStatistics
 
 __all__ = ["Deployment", "deploy"]
@@ -130,11 +130,15 @@ def _rss_bytes(pid: int) -> int:
 
 
 async def deploy(
-    registry: Registry, version: ModelVersion, config: ModelConfig | None = None
+    registry: Registry,
+    version: ModelVersion,
+    config: ModelConfig | None = None,
+    budget: WorkerBudget | None = None,
 ) -> Deployment:
     """Load ``version`` with its newest config (or ``config``, a trial of one not yet
     recorded) and warm it up; ``NotServableError`` (and nothing left running) when it does
-    not load or does not answer within its signature."""
+    not load or does not answer within its signature. Worker processes count against
+    ``budget``, the server's bound."""
     revision = None
     if config is None:
         revision = await asyncio.to_thread(registry.get_config, version.model_name, version.version)
@@ -151,6 +155,7 @@ async def deploy(
             config.instance_policy(),
             signature,
             _probes(signature, config),
+            budget,
         )
     except MaasError as exc:
         raise not_servable(version, f"it does not load: {exc.message}") from None

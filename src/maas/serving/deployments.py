@@ -33,6 +33,7 @@ from maas.errors import MaasError, NotFoundError, NotServableError, UnavailableE
 from maas.registry.entities import ModelVersion, ServingSnapshot
 from maas.registry.names import parse_version_ref
 from maas.registry.service import Registry
+from maas.scheduling.workers import WorkerBudget
 from maas.serving.deployment import Deployment, deploy
 from maas.serving.memory import release_freed_memory
 from maas.serving.residency import ResidencyLimits, over_limits, victims
@@ -57,9 +58,15 @@ class _Failure:
 
 
 class Deployments:
-    def __init__(self, registry: Registry, limits: ResidencyLimits | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        limits: ResidencyLimits | None = None,
+        budget: WorkerBudget | None = None,
+    ) -> None:
         self._registry = registry
         self._limits = limits or ResidencyLimits()
+        self._budget = budget
         self._loaded: dict[Key, Deployment] = {}
         self._loading: dict[Key, asyncio.Task[Deployment]] = {}
         self._failed: dict[Key, _Failure] = {}
@@ -153,7 +160,7 @@ class Deployments:
                 continue
             try:
                 version = await asyncio.to_thread(self._registry.get_version, *key)
-                new = await deploy(self._registry, version)
+                new = await deploy(self._registry, version, budget=self._budget)
             except MaasError as exc:  # keep serving with the old config
                 log.error("cannot apply the new config of %s version %d: %s", *key, exc.message)
                 continue
@@ -193,7 +200,7 @@ class Deployments:
                     f"version {key[1]} of model {key[0]!r} is archived",
                     {"model": key[0], "version": key[1]},
                 )
-            deployment = await deploy(self._registry, version)
+            deployment = await deploy(self._registry, version, budget=self._budget)
         except NotServableError as exc:
             self._record_failure(key, str(exc.details.get("reason", exc.message)))
             raise
@@ -351,7 +358,7 @@ class Deployments:
     async def try_config(self, version: ModelVersion, config: ModelConfig) -> None:
         """Load and warm ``version`` under ``config`` (a change about to be recorded) in a
         deployment of its own, then let it go: ``NotServableError`` if it cannot serve."""
-        trial = await deploy(self._registry, version, config)
+        trial = await deploy(self._registry, version, config, self._budget)
         await trial.retire()
 
     def routing_header(self, name: str) -> str | None:

@@ -23,8 +23,10 @@ from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from maas.config import Settings
+from maas.errors import UnavailableError
 from maas.jobs.runner import LocalJobRunner
 from maas.registry.service import Registry
+from maas.serving.access import exposure_problem, needs_a_key_to_start
 from maas.serving.app import build_app
 from maas.serving.ports import hold_ports
 
@@ -75,6 +77,22 @@ def _serve_workers(
             registry.close()
 
 
+def _check_exposure(settings: Settings, registry: Registry | None) -> None:
+    """Refuse, before a port is taken, to serve other machines without API keys (the
+    registry is opened for it only where that depends on a key existing)."""
+    if not needs_a_key_to_start(settings):
+        return
+    owned = registry is None
+    registry = registry or Registry.from_settings(settings, upgrade=True)
+    try:
+        problem = exposure_problem(settings, len(registry.keys.list()))
+    finally:
+        if owned:
+            registry.close()
+    if problem is not None:
+        raise UnavailableError(problem)
+
+
 def serve(
     settings: Settings,
     registry: Registry | None = None,
@@ -89,6 +107,7 @@ def serve(
     the one the kernel chose): to announce them, or to train a demo model first, knowing
     the server will be able to start. Then the app is built and served.
     """
+    _check_exposure(settings, registry)
     held = hold_ports(settings.host, settings.port, settings.grpc_port)
     try:
         settings = settings.model_copy(update={"port": held.port})

@@ -7,11 +7,13 @@ def test_client_public_names_are_pinned() -> None:
     assert sorted(maas.client.__all__) == [
         "Alias",
         "AliasMove",
+        "ApiKey",
         "Archive",
         "Artifact",
         "AsyncClient",
         "AuditEvent",
         "Client",
+        "CreatedKey",
         "Deployment",
         "DeploymentState",
         "InferResult",

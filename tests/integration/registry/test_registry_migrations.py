@@ -29,6 +29,7 @@ TABLES = {
     "job_logs",
     "version_artifacts",
     "registry_info",
+    "api_keys",
     "version_archives",
     "alias_moves",
     "traffic_policies",

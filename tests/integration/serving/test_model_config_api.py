@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from pathlib import Path
 
 import httpx
-import numpy as np
-import torch
 
 from maas.testing.models import write_linear_model
 
@@ -79,32 +75,3 @@ def test_invalid_configs_are_400_naming_the_field_and_record_nothing(
         assert reply.status_code == 400, document
         assert field in reply.json()["error"]
     assert client.get("/api/models/lin/versions/1/config").json()["revision"] == 0
-
-
-def _torchscript_bytes() -> bytes:
-    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=1)).eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; it still loads
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(torch.jit.script(module), buffer)
-    return buffer.getvalue()
-
-
-def test_torchscript_upload_takes_its_signature_from_the_config(
-    client: httpx.Client,
-) -> None:
-    data = _torchscript_bytes()
-    refused = _upload(client, "ts", data, format="torchscript")
-    assert refused.status_code == 400 and "signature" in refused.json()["error"]
-    config = {
-        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
-        "outputs": [{"name": "p", "datatype": "FP32", "shape": [-1, 3]}],
-    }
-    reply = _upload(client, "ts", data, config, format="torchscript")
-    assert reply.status_code == 201, reply.text
-    assert reply.json()["signature"]["inputs"] == config["inputs"]
-    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": [0.5] * 8}]}
-    infer = client.post("/v2/models/ts/infer", json=body)
-    assert infer.status_code == 200, infer.text
-    probabilities = np.asarray(infer.json()["outputs"][0]["data"]).reshape(2, 3)
-    np.testing.assert_allclose(probabilities.sum(axis=1), [1.0, 1.0], rtol=1e-6)

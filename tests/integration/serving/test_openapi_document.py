@@ -61,6 +61,9 @@ ROUTES = {
     ("get", "/api/jobs/{job_id}/logs"),
     ("post", "/api/jobs/{job_id}/cancel"),
     ("post", "/api/jobs/{job_id}/resume"),
+    ("post", "/api/keys"),
+    ("get", "/api/keys"),
+    ("delete", "/api/keys/{key_id}"),
 }
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 _ERROR_REF = "#/components/schemas/ErrorOut"
@@ -72,6 +75,7 @@ _SAMPLES = {
     "alias": "staging",
     "artifact_format": "onnx",
     "job_id": "424242",
+    "key_id": "000000000000",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import pwd
 import signal
 import threading
 import time
@@ -72,6 +73,35 @@ def test_process_pool_survives_a_killed_worker(linear: Path) -> None:
         assert not multiprocessing.active_children()  # no worker, no zombie left
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_a_worker_gives_up_its_privileges_once_its_model_has_loaded(linear: Path) -> None:
+    """The model's code runs without new privileges and, under a root server, as nobody."""
+    x = np.ones((1, 4), np.float32)
+
+    async def main() -> dict[str, str]:
+        pool = ProcessInstancePool("onnx", linear, LoadOptions(intra_op_threads=1), count=1)
+        try:
+            await pool.ready()
+            await pool.run({"input": x})  # it still predicts afterwards
+            (pid,) = pool.pids
+            assert pid is not None
+            return _status(pid)
+        finally:
+            await pool.close()
+
+    status = asyncio.run(asyncio.wait_for(main(), 60))
+    assert status["NoNewPrivs"].strip() == "1"
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        assert [int(uid) for uid in status["Uid"].split()] == [nobody.pw_uid] * 4
+        assert [int(gid) for gid in status["Gid"].split()] == [nobody.pw_gid] * 4
 
 
 def test_process_pool_fails_the_request_in_flight_when_its_worker_dies(tmp_path: Path) -> None:

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 STATUS_BY_CODE: Final[dict[str, grpc.StatusCode]] = {
     errors.InvalidInputError.code: grpc.StatusCode.INVALID_ARGUMENT,
     errors.MethodNotAllowedError.code: grpc.StatusCode.UNIMPLEMENTED,
+    errors.UnsupportedMediaTypeError.code: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.UnauthenticatedError.code: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ForbiddenError.code: grpc.StatusCode.PERMISSION_DENIED,
+    errors.RateLimitedError.code: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.InvalidArtifactError.code: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFoundError.code: grpc.StatusCode.NOT_FOUND,
     errors.ConflictError.code: grpc.StatusCode.ALREADY_EXISTS,

@@ -6,6 +6,7 @@ import grpc.aio  # type: ignore[import-untyped]  # grpcio ships no type stubs
 from tritonclient.grpc import service_pb2_grpc
 
 from maas.errors import UnavailableError
+from maas.serving.access import Gatekeeper
 from maas.serving.dataplane import DataPlane
 from maas.serving.grpc.servicer import InferenceServicer
 from maas.serving.repository import ModelRepository
@@ -26,12 +27,14 @@ class GrpcServer:
         self,
         dataplane: DataPlane,
         repository: ModelRepository,
+        gatekeeper: Gatekeeper,
         host: str,
         port: int,
         max_message_bytes: int,
     ) -> None:
         self._dataplane = dataplane
         self._repository = repository
+        self._gatekeeper = gatekeeper
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._max_message_bytes = max_message_bytes
         self._server: grpc.aio.Server | None = None
@@ -46,7 +49,7 @@ class GrpcServer:
             ]
         )
         service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self._dataplane, self._repository), server
+            InferenceServicer(self._dataplane, self._repository, self._gatekeeper), server
         )
         try:
             port = server.add_insecure_port(self._address)

@@ -1,8 +1,10 @@
 """The KServe V2 ``GRPCInferenceService``: each RPC converts, calls the data plane (or
 the model repository), converts.
 
-RPCs maas does not offer (shared memory, trace, log settings) keep the generated base
-class's answer, UNIMPLEMENTED.
+Each RPC declares what it requires (``@_rpc(need, model)``), checked against the
+``authorization: Bearer <key>`` metadata by the same ``Gatekeeper`` as REST; health RPCs
+are open. RPCs maas does not offer (shared memory, trace, log settings) keep the generated
+base class's answer, UNIMPLEMENTED, and need no key to say so.
 """
 
 from __future__ import annotations
@@ -11,29 +13,67 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from typing import Any, Final, TypeVar
 
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from maas.control.access import OPEN, Principal, Reach, Requirement, Scope
 from maas.errors import InvalidInputError
+from maas.serving.access import Gatekeeper, Refusal, bearer_token
 from maas.serving.dataplane import DataPlane
 from maas.serving.grpc import converters
 from maas.serving.grpc.errors import grpc_status
 from maas.serving.repository import ModelRepository
 
-__all__ = ["InferenceServicer"]
+__all__ = ["REQUIREMENTS", "InferenceServicer"]
 
 _Self = TypeVar("_Self")
 _Handler = Callable[[_Self, Any, Any], Awaitable[Any]]
 _DONE = object()
 
 
+_CLIENT: Final = Requirement.any_of(Scope.PREDICT, Scope.READ)
+_PREDICT: Final = Requirement.any_of(Scope.PREDICT)
+_DEPLOY: Final = Requirement.any_of(Scope.DEPLOY)
+_STREAM: Final = Requirement.any_of(Scope.PREDICT, reach=Reach.NONE)  # the models: per request
+
+#: What each RPC requires, and where its request names the model (the test of the whole
+#: table walks the service descriptor: every method maas answers is here).
+REQUIREMENTS: Final[dict[str, Requirement]] = {
+    "ServerLive": OPEN,
+    "ServerReady": OPEN,
+    "ServerMetadata": Requirement.any_of(Scope.PREDICT, Scope.READ, reach=Reach.NONE),
+    "ModelReady": _CLIENT,
+    "ModelMetadata": _CLIENT,
+    "ModelConfig": _CLIENT,
+    "ModelStatistics": _CLIENT,
+    "ModelInfer": _PREDICT,
+    "ModelStreamInfer": _PREDICT,
+    "RepositoryIndex": Requirement.any_of(Scope.READ, reach=Reach.EVERY),
+    "RepositoryModelLoad": _DEPLOY,
+    "RepositoryModelUnload": _DEPLOY,
+}
+
+
+def _model_of(request: Any) -> str | None:
+    """The model a request names (``name`` or ``model_name``; "" for none)."""
+    for field in ("name", "model_name"):
+        if hasattr(request, field):
+            return getattr(request, field) or None
+    return None
+
+
 def _unary(handler: _Handler[_Self]) -> _Handler[_Self]:
-    """Answer a unary RPC's errors with the status of the error table."""
+    """Admit the caller as ``REQUIREMENTS`` says, then answer errors with the status of
+    the error table."""
+    method = handler.__name__
+    need = REQUIREMENTS[method]
 
     @functools.wraps(handler)
     async def wrapper(self: _Self, request: Any, context: Any) -> Any:
         try:
+            await _admit(self, method, need, _model_of(request), context)
             return await handler(self, request, context)
         except Exception as exc:
             await context.abort(*grpc_status(exc))
@@ -41,12 +81,36 @@ def _unary(handler: _Handler[_Self]) -> _Handler[_Self]:
     return wrapper
 
 
+_principal: ContextVar[Principal | None] = ContextVar("principal", default=None)
+
+
+async def _admit(
+    servicer: Any, method: str, need: Requirement, model: str | None, context: Any
+) -> None:
+    """Admit the caller (raising 401/403/429 as gRPC statuses); a management RPC's
+    refusal goes to the audit log. The caller is the audit log's actor (``_actor``)."""
+    gatekeeper: Gatekeeper = servicer._gatekeeper
+    if need.is_open or not gatekeeper.keyring.enforcing:
+        return
+    refusal = Refusal("RPC", f"{method} {model or ''}".strip(), context.peer())
+    principal = await gatekeeper.admit(
+        bearer_token(_metadata(context, "authorization")),
+        need,
+        model,
+        refusal if Scope.DEPLOY in need.scopes else None,
+    )
+    _principal.set(principal)
+
+
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]  # generated base is untyped
     """Thin gRPC adapter over a ``DataPlane``."""
 
-    def __init__(self, dataplane: DataPlane, repository: ModelRepository) -> None:
+    def __init__(
+        self, dataplane: DataPlane, repository: ModelRepository, gatekeeper: Gatekeeper
+    ) -> None:
         self._dataplane = dataplane
         self._repository = repository
+        self._gatekeeper = gatekeeper
 
     @_unary
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -107,11 +171,22 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
         return service_pb2.RepositoryModelUnloadResponse()
 
     async def ModelStreamInfer(self, requests: AsyncIterator[Any], context: Any) -> Any:
-        """Answer every request of the stream, concurrently; an error ends only its request."""
+        """Answer every request of the stream, concurrently; an error ends only its request.
+
+        The key is checked once, when the stream opens (a wrong one ends the stream with
+        its status); a model-limited key is checked against each request's model."""
+        try:
+            principal = await self._gatekeeper.admit(
+                bearer_token(_metadata(context, "authorization")), _STREAM, None
+            )
+        except Exception as exc:
+            await context.abort(*grpc_status(exc))
         answers: asyncio.Queue[Any] = asyncio.Queue()
 
         async def answer(request: Any) -> None:
             try:
+                if principal is not None:
+                    principal.check(_PREDICT, request.model_name or None)
                 reply = service_pb2.ModelStreamInferResponse(
                     infer_response=await self._infer(request, context)
                 )
@@ -157,5 +232,7 @@ def _metadata(context: Any, key: str | None) -> bytes | None:
 
 
 def _actor(context: Any) -> str:
-    """Who the audit log records for a management call over gRPC."""
-    return f"grpc:{context.peer()}"
+    """Who the audit log records for a management call over gRPC: the caller's key, or
+    (a server without keys) its peer address."""
+    principal = _principal.get()
+    return principal.actor if principal is not None else f"grpc:{context.peer()}"

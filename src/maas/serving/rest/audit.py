@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from maas import __version__
+from maas.control.access import Reach, Scope
 from maas.serving.rest.context import ApiContext
 from maas.serving.rest.schemas import AuditOut, RegistryOut
 
@@ -16,7 +17,11 @@ __all__ = ["audit_router"]
 def audit_router(api: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["audit"])
 
-    @router.get("/audit", summary="The audit log, newest first")
+    @router.get(
+        "/audit",
+        summary="The audit log, newest first",
+        dependencies=api.access.allow(Scope.READ, reach=Reach.EVERY),
+    )
     async def audit(
         model: Annotated[str | None, Query(description="Only this model's events.")] = None,
         action: Annotated[
@@ -33,6 +38,7 @@ def audit_router(api: ApiContext) -> APIRouter:
         summary="Which registry this server serves",
         description="Clients compare the id with their own configuration's registry before "
         "they act through this server.",
+        dependencies=api.access.allow(Scope.READ, Scope.PREDICT, reach=Reach.NONE),
     )
     async def registry() -> RegistryOut:
         return RegistryOut(id=await api.call(api.control.registry_id), maas_version=__version__)

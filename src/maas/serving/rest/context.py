@@ -12,7 +12,9 @@ from typing import Any, ParamSpec, TypeVar
 from starlette.requests import Request
 
 from maas.control import ControlPlane
+from maas.control.access import Scope
 from maas.serving.deployments import Deployments
+from maas.serving.rest.access import RouteAccess
 
 __all__ = ["ApiContext", "actor"]
 
@@ -21,7 +23,11 @@ T = TypeVar("T")
 
 
 def actor(request: Request) -> str:
-    """Who the audit log records: the API and the caller's address (API keys: later)."""
+    """Who the audit log records: the caller's API key, or (a server without keys) the
+    caller's address."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return str(principal.actor)
     client = request.client
     return f"api:{client.host}" if client is not None else "api"
 
@@ -30,7 +36,17 @@ def actor(request: Request) -> str:
 class ApiContext:
     control: ControlPlane
     deployments: Deployments
+    access: RouteAccess
     max_upload_bytes: int
+    allow_code_artifacts: bool = False
+
+    def may_upload_code(self, request: Request) -> bool:
+        """Whether this caller may upload a format whose files are programs: the server
+        allows them, and the caller's key holds ``code`` (or the server runs without keys)."""
+        if not self.allow_code_artifacts:
+            return False
+        principal = getattr(request.state, "principal", None)
+        return principal is None or Scope.CODE in principal.granted
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a (blocking) control-plane call off the event loop."""
@@ -39,3 +55,7 @@ class ApiContext:
     async def changed(self) -> Any:
         """After a change: this server follows the registry at once."""
         await self.deployments.sync()
+
+    async def keys_changed(self) -> None:
+        """After a key was made or revoked: this server knows at once."""
+        await asyncio.to_thread(self.access.gatekeeper.keyring.refresh)

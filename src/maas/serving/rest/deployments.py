@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from maas.control.access import Reach, Scope
 from maas.errors import InvalidInputError
 from maas.serving.repository import ModelRepository
 from maas.serving.rest.context import ApiContext, actor
@@ -41,8 +42,13 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def deployments_router(api: ApiContext, repository: ModelRepository) -> APIRouter:
     router = APIRouter(tags=["deployments"])
+    deploy = api.access.allow(Scope.DEPLOY)
 
-    @router.get("/api/deployments", summary="Every version this server holds, loads or failed")
+    @router.get(
+        "/api/deployments",
+        summary="Every version this server holds, loads or failed",
+        dependencies=api.access.allow(Scope.READ, reach=Reach.EVERY),
+    )
     async def deployments(
         model: Annotated[str | None, Query(description="Only this model.")] = None,
     ) -> list[DeploymentOut]:
@@ -52,6 +58,7 @@ def deployments_router(api: ApiContext, repository: ModelRepository) -> APIRoute
     @router.post(
         "/api/models/{name}/load",
         summary="Serve the model (again); answers once its default version is warm",
+        dependencies=deploy,
     )
     async def load(request: Request, name: str) -> DeploymentStateOut:
         await repository.load(name, actor=actor(request))
@@ -61,13 +68,18 @@ def deployments_router(api: ApiContext, repository: ModelRepository) -> APIRoute
     @router.post(
         "/api/models/{name}/unload",
         summary="Stop serving the model; its versions drain and free their memory",
+        dependencies=deploy,
     )
     async def unload(request: Request, name: str) -> DeploymentStateOut:
         await repository.unload(name, actor=actor(request))
         state = await api.call(api.control.deployments.state, name)
         return DeploymentStateOut.model_validate(state.to_dict())
 
-    @router.post("/v2/repository/index", summary="Model repository index (V2 extension)")
+    @router.post(
+        "/v2/repository/index",
+        summary="Model repository index (V2 extension)",
+        dependencies=api.access.allow(Scope.READ, reach=Reach.EVERY),
+    )
     async def repository_index(request: Request) -> list[RepositoryEntryOut]:
         body = await _body(request)
         ready = body.get("ready", False)
@@ -77,7 +89,11 @@ def deployments_router(api: ApiContext, repository: ModelRepository) -> APIRoute
             RepositoryEntryOut.model_validate(e) for e in await repository.index(ready_only=ready)
         ]
 
-    @router.post("/v2/repository/models/{name}/load", summary="Load a model (V2 extension)")
+    @router.post(
+        "/v2/repository/models/{name}/load",
+        summary="Load a model (V2 extension)",
+        dependencies=deploy,
+    )
     async def repository_load(request: Request, name: str) -> dict[str, Any]:
         parameters = (await _body(request)).get("parameters") or {}
         if parameters:
@@ -89,7 +105,11 @@ def deployments_router(api: ApiContext, repository: ModelRepository) -> APIRoute
         await repository.load(name, actor=actor(request))
         return {}
 
-    @router.post("/v2/repository/models/{name}/unload", summary="Unload a model (V2 extension)")
+    @router.post(
+        "/v2/repository/models/{name}/unload",
+        summary="Unload a model (V2 extension)",
+        dependencies=deploy,
+    )
     async def repository_unload(request: Request, name: str) -> dict[str, Any]:
         await _body(request)
         await repository.unload(name, actor=actor(request))

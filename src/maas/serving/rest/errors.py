@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 STATUS_BY_CODE: Final[dict[str, int]] = {
     errors.InvalidInputError.code: 400,
     errors.MethodNotAllowedError.code: 405,
+    errors.UnsupportedMediaTypeError.code: 415,
+    errors.UnauthenticatedError.code: 401,
+    errors.ForbiddenError.code: 403,
+    errors.RateLimitedError.code: 429,
     errors.InvalidArtifactError.code: 400,
     errors.NotFoundError.code: 404,
     errors.ConflictError.code: 409,

@@ -5,6 +5,10 @@ no framework work per request (no routing table walk, no middleware stack, no Re
 or Response objects); every other request passes through to the FastAPI app. Measured
 on the tiny MLP, FastAPI's per-request work cost more than the inference itself.
 
+The lane applies the same checks as the rest of the API, from the one pass it makes over
+the headers: the browser defences (``HeaderPolicy``) and, when keys are required, the
+``predict`` scope on the model the path names (``Gatekeeper``).
+
 While a request waits for its result, the lane watches for the client going away and
 cancels the request, so its queued work is never executed.
 """
@@ -19,10 +23,13 @@ from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from maas.control import access
 from maas.errors import InvalidInputError, MaasError, PayloadTooLargeError
 from maas.protocol.binary_codec import decode_request, encode_response
 from maas.protocol.types import InferResponse
+from maas.serving.access import Gatekeeper, bearer_token
 from maas.serving.dataplane import DataPlane
+from maas.serving.rest.browser import HeaderPolicy
 from maas.serving.rest.errors import error_reply
 
 __all__ = ["InferenceLane"]
@@ -33,12 +40,22 @@ _INFER_PATH: Final = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer
 _JSON: Final = [(b"content-type", b"application/json")]
 _BINARY: Final = b"application/octet-stream"
 _HEADER_LENGTH: Final = b"inference-header-content-length"
+_PREDICT: Final = access.Requirement.any_of(access.Scope.PREDICT)
 
 
 class InferenceLane:
-    def __init__(self, app: ASGIApp, dataplane: DataPlane, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        dataplane: DataPlane,
+        gatekeeper: Gatekeeper,
+        headers: HeaderPolicy,
+        max_body_bytes: int,
+    ) -> None:
         self._app = app
         self._dataplane = dataplane
+        self._gatekeeper = gatekeeper
+        self._headers = headers
         self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,7 +71,9 @@ class InferenceLane:
     ) -> None:
         try:
             headers = scope["headers"]
-            header_length = self._check_headers(headers)
+            header_length, authorization = self._check_headers(headers)
+            if self._gatekeeper.keyring.enforcing:
+                await self._gatekeeper.admit(bearer_token(authorization), _PREDICT, name)
             body = await self._read_body(receive)
             route = await self._dataplane.route(name, version, self._routing_key(name, headers))
             request = decode_request(body, header_length)
@@ -88,10 +107,20 @@ class InferenceLane:
         wanted = header.encode("latin-1")
         return next((value for key, value in headers if key == wanted), None)
 
-    def _check_headers(self, headers: list[tuple[bytes, bytes]]) -> str | None:
-        header_length = None
+    def _check_headers(self, headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bytes | None]:
+        """The binary header length and the Authorization value, once every header check
+        passed (size, encoding, ``HeaderPolicy``)."""
+        header_length = authorization = host = origin = content_type = None
         for key, value in headers:
-            if key == _HEADER_LENGTH:
+            if key == b"host":
+                host = value
+            elif key == b"content-type":
+                content_type = value
+            elif key == b"authorization":
+                authorization = value
+            elif key == b"origin":
+                origin = value
+            elif key == _HEADER_LENGTH:
                 header_length = value.decode("latin-1")
             elif key == b"content-length" and value.isdigit():
                 if int(value) > self._max_body_bytes:
@@ -102,7 +131,8 @@ class InferenceLane:
                 raise InvalidInputError(
                     f"Content-Encoding {value.decode('latin-1')!r} is not supported; send it raw"
                 )
-        return header_length
+        self._headers.check("POST", host, origin, content_type, True)
+        return header_length, authorization
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from maas.control.access import Reach, Scope
 from maas.registry.entities import Job
 from maas.serving.rest.context import ApiContext, actor
 
@@ -64,8 +65,11 @@ def _job_out(job: Job) -> JobOut:
 def jobs_router(api: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
     jobs = api.control.jobs
+    # A job names its model in its spec, not its path: model-limited keys have no jobs.
+    train = api.access.allow(Scope.TRAIN, reach=Reach.EVERY)
+    read = api.access.allow(Scope.READ, reach=Reach.EVERY)
 
-    @router.post("", status_code=201, summary="Submit a training job")
+    @router.post("", status_code=201, summary="Submit a training job", dependencies=train)
     async def submit(request: Request, document: dict[str, Any]) -> JobOut:
         """The body is a job spec (the fields of a spec file, as JSON). It is validated in
         full first (dataset read, model checked): a bad spec is refused with 400 and the
@@ -74,22 +78,26 @@ def jobs_router(api: ApiContext) -> APIRouter:
         MAAS_JOB_FACTORY_MODULES."""
         return _job_out(await api.call(jobs.submit, document, actor=actor(request)))
 
-    @router.get("", summary="List jobs, newest first")
+    @router.get("", summary="List jobs, newest first", dependencies=read)
     async def list_jobs(
         state: Annotated[str | None, Query(description="Only jobs in this state.")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[JobOut]:
         return [_job_out(job) for job in await api.call(jobs.list_jobs, state=state, limit=limit)]
 
-    @router.get("/{job_id}", summary="A job's state, progress, ETA and latest metrics")
+    @router.get(
+        "/{job_id}",
+        summary="A job's state, progress, ETA and latest metrics",
+        dependencies=read,
+    )
     async def show(job_id: int) -> JobOut:
         return _job_out(await api.call(jobs.get, job_id))
 
-    @router.get("/{job_id}/metrics", summary="A job's metrics, epoch by epoch")
+    @router.get("/{job_id}/metrics", summary="A job's metrics, epoch by epoch", dependencies=read)
     async def metrics(job_id: int) -> JobMetricsOut:
         return JobMetricsOut(job=job_id, epochs=await api.call(jobs.epochs, job_id))
 
-    @router.get("/{job_id}/logs", summary="A job's log lines")
+    @router.get("/{job_id}/logs", summary="A job's log lines", dependencies=read)
     async def logs(
         job_id: int,
         after: Annotated[int, Query(ge=0, description="Only lines with a larger id.")] = 0,
@@ -100,13 +108,17 @@ def jobs_router(api: ApiContext) -> APIRouter:
             job=job_id, lines=[JobLogLineOut.model_validate(line.to_dict()) for line in lines]
         )
 
-    @router.post("/{job_id}/cancel", summary="Cancel a queued or running job")
+    @router.post("/{job_id}/cancel", summary="Cancel a queued or running job", dependencies=train)
     async def cancel(request: Request, job_id: int) -> JobOut:
         """A queued job is cancelled at once; a running one stops at its next training step
         (the reply shows ``cancel_requested``). 409 when the job has already ended."""
         return _job_out(await api.call(jobs.cancel, job_id, actor=actor(request)))
 
-    @router.post("/{job_id}/resume", summary="Queue a failed or cancelled job again")
+    @router.post(
+        "/{job_id}/resume",
+        summary="Queue a failed or cancelled job again",
+        dependencies=train,
+    )
     async def resume(request: Request, job_id: int) -> JobOut:
         """It continues after its last checkpointed epoch. 409 unless failed or cancelled."""
         return _job_out(await api.call(jobs.resume, job_id, actor=actor(request)))

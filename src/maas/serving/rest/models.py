@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse
 
+from maas.control.access import Reach, Scope
 from maas.errors import InvalidInputError
 from maas.serving.rest.body import json_body, json_object, read_body
 from maas.serving.rest.context import ApiContext, actor
@@ -39,17 +40,20 @@ def _config_header(value: str | None) -> dict[str, Any] | None:
 def models_router(api: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/api/models", tags=["models"])
     models = api.control.models
+    read, deploy = api.access.allow(Scope.READ), api.access.allow(Scope.DEPLOY)
 
-    @router.get("", summary="List models")
+    @router.get(
+        "", summary="List models", dependencies=api.access.allow(Scope.READ, reach=Reach.EVERY)
+    )
     async def list_models() -> list[ModelOut]:
         found = await api.call(models.list_models)
         return [ModelOut.model_validate(m.to_dict()) for m in found]
 
-    @router.get("/{name}", summary="Show a model, its versions and aliases")
+    @router.get("/{name}", summary="Show a model, its versions and aliases", dependencies=read)
     async def show_model(name: str) -> ModelOut:
         return ModelOut.model_validate((await api.call(models.get_model, name)).to_dict())
 
-    @router.get("/{name}/versions", summary="List a model's versions")
+    @router.get("/{name}/versions", summary="List a model's versions", dependencies=read)
     async def list_versions(
         name: str,
         archived: Annotated[bool, Query(description="Include archived versions.")] = False,
@@ -60,6 +64,7 @@ def models_router(api: ApiContext) -> APIRouter:
     @router.get(
         "/{name}/versions/{ref}",
         summary="Show one version (by number or alias): signature, metrics, lineage",
+        dependencies=read,
     )
     async def show_version(name: str, ref: str) -> VersionOut:
         return VersionOut.model_validate((await api.call(models.get_version, name, ref)).to_dict())
@@ -69,11 +74,13 @@ def models_router(api: ApiContext) -> APIRouter:
         status_code=201,
         summary="Upload a model file as a new version",
         description=(
-            "The request body is the raw artifact (`curl --data-binary @model.onnx`). "
+            "The request body is the raw artifact (`curl -H 'Content-Type: "
+            "application/octet-stream' --data-binary @model.onnx`; a form's type is refused). "
             "It is loaded in its runtime before anything is stored; a file that does not "
             "load, or a pickle, is refused with 400 and nothing is registered."
         ),
         openapi_extra=_UPLOAD_BODY,
+        dependencies=deploy,
     )
     async def upload(
         request: Request,
@@ -99,6 +106,7 @@ def models_router(api: ApiContext) -> APIRouter:
             artifact_format=artifact_format,
             description=description,
             config=document,
+            may_carry_code=api.may_upload_code(request),
         )
         await api.changed()
         return VersionOut.model_validate(version.to_dict())
@@ -107,6 +115,7 @@ def models_router(api: ApiContext) -> APIRouter:
         "/{name}/versions/{ref}/archive",
         summary="Archive a version: no longer served or listed; its artifacts are collected",
         description="Refused (409) while an alias or the traffic policy names the version.",
+        dependencies=deploy,
     )
     async def archive(request: Request, name: str, ref: str, body: ArchiveIn) -> VersionOut:
         version = await api.call(
@@ -120,6 +129,7 @@ def models_router(api: ApiContext) -> APIRouter:
         summary="Download one of a version's artifacts (onnx, torchscript, ...)",
         response_class=FileResponse,
         responses={200: {"content": {"application/octet-stream": {}}}},
+        dependencies=deploy,  # a model's bytes are its owner's: more than a record to read
     )
     async def download_artifact(name: str, ref: str, artifact_format: str) -> FileResponse:
         version, path = await api.call(models.artifact, name, ref, artifact_format)
@@ -133,6 +143,7 @@ def models_router(api: ApiContext) -> APIRouter:
     @router.get(
         "/{name}/versions/{ref}/config",
         summary="A version's serving config (batching, instances, warm-up, signature overrides)",
+        dependencies=read,
     )
     async def show_config(name: str, ref: str) -> ConfigOut:
         return ConfigOut.model_validate((await api.call(models.get_config, name, ref)).to_dict())
@@ -141,6 +152,7 @@ def models_router(api: ApiContext) -> APIRouter:
         "/{name}/versions/{ref}/config",
         summary="Change a version's serving config (recorded as a new revision)",
         openapi_extra=json_body("ModelConfig"),
+        dependencies=deploy,
     )
     async def set_config(request: Request, name: str, ref: str) -> ConfigOut:
         document = await json_object(request)
@@ -152,19 +164,21 @@ def models_router(api: ApiContext) -> APIRouter:
         "/{name}/versions/{ref}/evaluations",
         status_code=201,
         summary="Record an evaluation of a version (maas evaluate) in the audit log",
+        dependencies=deploy,
     )
     async def record_evaluation(request: Request, name: str, ref: str) -> AuditOut:
         details = await json_object(request)
         event = await api.call(models.record_evaluation, name, ref, details, actor=actor(request))
         return AuditOut.model_validate(event.to_dict())
 
-    @router.get("/{name}/gate", summary="The model's validation gate rules")
+    @router.get("/{name}/gate", summary="The model's validation gate rules", dependencies=read)
     async def show_gate(name: str) -> GateIn:
         return GateIn(rules=await api.call(models.get_gate, name))
 
     @router.put(
         "/{name}/gate",
         summary="Set the validation gate that versions must pass to become production",
+        dependencies=deploy,
     )
     async def set_gate(request: Request, name: str, body: GateIn) -> GateIn:
         rules = await api.call(models.set_gate, name, body.rules, actor=actor(request))

@@ -24,9 +24,13 @@ __all__ = ["install_openapi"]
 _REF = "#/components/schemas/{model}"
 _ERROR_TEXT: Final = {
     "400": "Invalid input: the message names the field (code invalid_input, invalid_artifact)",
+    "401": "No API key, or one that is wrong or revoked (code unauthenticated)",
+    "403": "The key lacks the scope or the model, or a foreign Host or Origin (code forbidden)",
     "404": "No such model, version, alias, job or artifact (code not_found)",
     "409": "Conflicts with the current state: gate_failed, not_servable, conflict",
     "413": "The body is larger than MAAS_MAX_REQUEST_SIZE_BYTES (code payload_too_large)",
+    "415": "The body's Content-Type is not JSON or application/octet-stream",
+    "429": "The key is over its request rate (code rate_limited, with Retry-After)",
     "500": "The model failed (model_error) or the server did (internal)",
     "503": "Not available now: unavailable, queue_full (with Retry-After), worker_crashed",
     "504": "The request's timeout passed before it ran (code deadline_exceeded)",
@@ -138,9 +142,11 @@ def _infer_operation(with_version: bool) -> dict[str, Any]:
 
 
 def _errors_for(path: str, method: str) -> list[str]:
-    if path.startswith("/v2/health"):
-        return ["503"] if path.endswith("ready") else []
-    codes = ["400", "404", "500", "503"]
+    if path.startswith("/v2/health"):  # open; a foreign Host is still refused
+        return ["403", "503"] if path.endswith("ready") else ["403"]
+    codes = ["400", "401", "403", "404", "429", "500", "503"]
+    if method != "get":
+        codes.append("415")
     if path.endswith("/infer"):
         codes += ["413", "504"]
     elif method != "get":
@@ -164,9 +170,19 @@ def _document(app: FastAPI) -> dict[str, Any]:
         components[model.__name__] = document
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    schema["components"]["securitySchemes"] = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (maas keys create): required once the server has one, "
+            "and always off loopback",
+        }
+    }
     error = {"$ref": _REF.format(model="ErrorOut")}
     for path, operations in paths.items():
         for method, operation in operations.items():
+            if not path.startswith("/v2/health"):
+                operation["security"] = [{"apiKey": []}]
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             for code in _errors_for(path, method):

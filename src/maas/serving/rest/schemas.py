@@ -22,6 +22,9 @@ __all__ = [
     "DeploymentStateOut",
     "ErrorOut",
     "GateIn",
+    "KeyCreatedOut",
+    "KeyIn",
+    "KeyOut",
     "ModelOut",
     "PromoteIn",
     "RegistryOut",
@@ -188,3 +191,32 @@ class DeploymentOut(BaseModel):
     config_revision: int | None = None
     attempts: int | None = None
     retry_in_s: float | None = None
+
+
+class KeyIn(BaseModel):
+    name: str = Field(description="What the key is for, e.g. ci-deployer (1-63 characters).")
+    scopes: list[str] = Field(description="Any of admin, deploy, train, predict, read.")
+    models: list[str] | None = Field(
+        None, description="Limit the key to these models (default: every model)."
+    )
+    rate_per_s: float | None = Field(
+        None, description="Requests a second this key may make (default: no limit)."
+    )
+
+
+class KeyOut(BaseModel):
+    id: str = Field(description="The key's public id (the token's second part).")
+    name: str
+    scopes: list[str]
+    models: list[str] | None
+    rate_per_s: float | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+class KeyCreatedOut(KeyOut):
+    token: str = Field(
+        description="The key itself, shown this once: send it as 'Authorization: Bearer <token>'."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from maas.control.access import Scope
 from maas.errors import NotFoundError
 from maas.serving.rest.body import json_body, json_object
 from maas.serving.rest.context import ApiContext, actor
@@ -31,7 +32,11 @@ def traffic_router(api: ApiContext) -> APIRouter:
             serving=serving,
         )
 
-    @router.get("", summary="The model's traffic policy, and how this server applies it")
+    @router.get(
+        "",
+        summary="The model's traffic policy, and how this server applies it",
+        dependencies=api.access.allow(Scope.READ),
+    )
     async def show(name: str) -> TrafficOut:
         return await answer(name)
 
@@ -41,6 +46,7 @@ def traffic_router(api: ApiContext) -> APIRouter:
         description="Every version the policy names must answer its warm-up request first; "
         "requests that name a version or an alias are not affected by the policy.",
         openapi_extra=json_body("TrafficPolicySpec"),
+        dependencies=api.access.allow(Scope.DEPLOY),
     )
     async def set_policy(request: Request, name: str) -> TrafficOut:
         document = await json_object(request)
@@ -48,7 +54,12 @@ def traffic_router(api: ApiContext) -> APIRouter:
         await api.changed()
         return await answer(name)
 
-    @router.delete("", status_code=204, summary="Remove the traffic policy")
+    @router.delete(
+        "",
+        status_code=204,
+        summary="Remove the traffic policy",
+        dependencies=api.access.allow(Scope.DEPLOY),
+    )
     async def clear(request: Request, name: str) -> None:
         await api.call(traffic.clear, name, actor=actor(request))
         await api.changed()

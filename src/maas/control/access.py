@@ -259,7 +259,8 @@ class KeyRing:
 
     ``refresh`` re-reads the active keys (the server does it every refresh interval and
     after each change it makes); a key revoked elsewhere stops working at the next one.
-    Keys are required when there is at least one, or always when ``always_required``
+    Keys are required once one was ever made (revoking them all reopens nothing), or
+    always when ``always_required``
     (a server on a non-loopback address, or ``MAAS_AUTH=required``); ``disabled``
     (``MAAS_AUTH=off``) turns every check off.
     """
@@ -272,10 +273,12 @@ class KeyRing:
         self._known: dict[bytes, Principal] = {}  # sha256(token) -> a key proven once
         self._refused: dict[bytes, None] = {}  # sha256(token) -> proven wrong once
         self._lock = threading.Lock()
+        self._verifying = threading.Lock()
         self.enforcing = always_required and not disabled
 
     def refresh(self) -> None:
-        keys = {key.key_id: key for key in self._book.list()}
+        every = self._book.list(include_revoked=True)
+        keys = {key.key_id: key for key in every if key.revoked_at is None}
         with self._lock:
             self._keys = keys
             self._known = {
@@ -283,7 +286,9 @@ class KeyRing:
                 for digest, principal in self._known.items()
                 if principal.key_id in keys
             }
-        self.enforcing = not self._disabled and (self._always_required or bool(keys))
+        # Once a key was ever made, keys stay required: revoking the last one (a leaked
+        # one, say) must not reopen the server.
+        self.enforcing = not self._disabled and (self._always_required or bool(every))
 
     def known(self, token: bytes) -> Principal | None:
         """The principal of a token this process has proven before (the hot path)."""
@@ -308,14 +313,21 @@ class KeyRing:
         key = None if match is None else self._keys.get(match[1])
         if match is None or key is None or digest in self._refused:
             raise refused
-        if not verify_secret(match[2], key.secret_hash):
+        # One scrypt at a time: the 32 connections a client opens at once, all with a key
+        # this process has not seen, cost one check (the rest find it known), and a flood
+        # of wrong keys costs at most one core.
+        with self._verifying:
+            principal = self._known.get(digest)
+            if principal is not None:
+                return principal
+            if digest in self._refused or not verify_secret(match[2], key.secret_hash):
+                with self._lock:
+                    if len(self._refused) >= _MAX_REMEMBERED:
+                        self._refused.clear()
+                    self._refused[digest] = None
+                raise refused
+            principal = Principal.of(key)
             with self._lock:
-                if len(self._refused) >= _MAX_REMEMBERED:
-                    self._refused.clear()
-                self._refused[digest] = None
-            raise refused
-        principal = Principal.of(key)
-        with self._lock:
-            if self._keys.get(key.key_id) is key and len(self._known) < _MAX_REMEMBERED:
-                self._known[digest] = principal
+                if self._keys.get(key.key_id) is key and len(self._known) < _MAX_REMEMBERED:
+                    self._known[digest] = principal
         return principal

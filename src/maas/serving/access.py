@@ -128,6 +128,19 @@ class Gatekeeper:
             self._limit(principal)
         return principal
 
+    def admit_known(
+        self, token: bytes | None, need: Requirement, model: str | None
+    ) -> Principal | None:
+        """The hot path's ``admit``, without a coroutine: the caller when ``token`` is a key
+        this process has proven before (checked and rate-limited as ``admit`` does); None
+        when it is not, and ``admit`` must decide."""
+        principal = None if token is None else self.keyring.known(token)
+        if principal is not None:
+            principal.check(need, model)
+            if principal.rate_per_s is not None:
+                self._limit(principal)
+        return principal
+
     def _limit(self, principal: Principal) -> None:
         bucket = self._buckets.get(principal.key_id)
         if bucket is None:

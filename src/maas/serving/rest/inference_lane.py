@@ -73,7 +73,9 @@ class InferenceLane:
             headers = scope["headers"]
             header_length, authorization = self._check_headers(headers)
             if self._gatekeeper.keyring.enforcing:
-                await self._gatekeeper.admit(bearer_token(authorization), _PREDICT, name)
+                token = bearer_token(authorization)
+                if self._gatekeeper.admit_known(token, _PREDICT, name) is None:
+                    await self._gatekeeper.admit(token, _PREDICT, name)
             body = await self._read_body(receive)
             route = await self._dataplane.route(name, version, self._routing_key(name, headers))
             request = decode_request(body, header_length)

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         None,
         description="Folder of the content-addressed artifact store; default: `home/artifacts`.",
     )
+    db_busy_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=600,
+        description="How long the server waits for a lock on the registry database before "
+        "a management call answers 503 unavailable (inference never waits on it); job "
+        "workers and the CLI wait at least 30 s, since they write beside the server.",
+    )
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the REST server.")
     grpc_port: int = Field(
@@ -58,6 +66,72 @@ class Settings(BaseSettings):
     max_request_size_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest inference or upload body accepted."
     )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers together) accepted "
+        "(larger: 431 and the connection closed).",
+    )
+    max_header_count: int = Field(
+        100, ge=8, description="Most headers a request may carry (more: 431, connection closed)."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a request's head, from the connection or "
+        "from the first byte of a later request (else 408 and the connection closed).",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Time a request body may make no progress before the server answers "
+        "408 and closes the connection.",
+    )
+    write_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Time a client may read nothing of a response the server is waiting to "
+        "send before its connection is dropped and the buffered response freed.",
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="Time an idle keep-alive connection stays open between requests."
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="Open REST connections per server process; a connection beyond them is "
+        "answered 503 and closed at once.",
+    )
+    json_max_depth: int = Field(
+        100,
+        ge=8,
+        description="Deepest nesting of arrays and objects a V2 JSON body may hold "
+        "(checked before it is parsed).",
+    )
+    json_max_keys: int = Field(
+        10_000,
+        ge=16,
+        description="Most object keys a V2 JSON body may hold, all objects together "
+        "(checked before it is parsed).",
+    )
+    json_max_elements: int = Field(
+        1 << 23,
+        ge=1024,
+        description="Most values a V2 JSON body may hold (array elements and object "
+        "members together, checked before it is parsed); larger tensors: use binary data.",
+    )
+    shutdown_grace_s: float = Field(
+        5.0,
+        ge=0,
+        description="On SIGTERM the server reports not ready at once and goes on serving "
+        "for this long (so a load balancer can notice), then stops accepting connections.",
+    )
+    shutdown_drain_s: float = Field(
+        30.0,
+        ge=0,
+        description="After it stops accepting, how long the server waits for requests in "
+        "flight before it cancels them and exits.",
+    )
     max_loaded_bytes: int | None = Field(
         None,
         gt=0,
@@ -72,6 +146,20 @@ class Settings(BaseSettings):
         description="Bound on the worker processes a server runs for its versions at once "
         "(TorchScript instances, kind=process); a version that would pass it does not load "
         "(default: twice the cores, at least 4).",
+    )
+    worker_restart_delay_s: float = Field(
+        1.0,
+        gt=0,
+        le=600,
+        description="A worker process that crashes again soon after a restart comes back "
+        "after this delay, doubling with each crash in a row (up to 30 s).",
+    )
+    worker_max_crashes: int = Field(
+        6,
+        ge=1,
+        le=1000,
+        description="Crashes in a row after which a version's worker is not restarted: "
+        "the version is taken out of service, says why, and is tried again later.",
     )
     max_loaded_versions: int | None = Field(
         None, gt=0, description="Bound on how many versions are loaded at once (default: none)."
@@ -98,6 +186,17 @@ class Settings(BaseSettings):
         False,
         description="Take formats whose files are programs (TorchScript) over the API, from "
         "keys with the code scope (the CLI with --local may always register them).",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) the server presents on REST and gRPC; with "
+        "tls_key, the server speaks only TLS (https://, grpcs).",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the certificate authorities the CLI trusts for a TLS server "
+        "(default: the system's; a self-signed server certificate goes here).",
     )
     api_key: SecretStr | None = Field(
         None,
@@ -185,4 +284,18 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         """Where this configuration's own server answers."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def tls_files(self) -> tuple[Path, Path] | None:
+        """(certificate, key) when the server speaks TLS."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return self.tls_cert, self.tls_key
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self

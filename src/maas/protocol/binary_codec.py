@@ -18,6 +18,8 @@ from typing import Any
 
 from maas.errors import InvalidInputError
 from maas.protocol.json_codec import (
+    JSON_LIMITS,
+    JsonLimits,
     TensorHead,
     encode_json,
     load_json_object,
@@ -42,8 +44,11 @@ class EncodedResponse:
     json_length: int | None
 
 
-def decode_request(body: bytes, header_length: str | None) -> InferRequest:
-    """Decode a V2 request body; without ``header_length`` it is pure JSON.
+def decode_request(
+    body: bytes, header_length: str | None, json_limits: JsonLimits = JSON_LIMITS
+) -> InferRequest:
+    """Decode a V2 request body; without ``header_length`` it is pure JSON (its JSON part
+    bounded by ``json_limits``).
 
     >>> decode_request(b'{"inputs":[{"name":"x","datatype":"INT8","shape":[1],'
     ...                b'"parameters":{"binary_data_size":1}}]}\\x07', "91").inputs[0].data
@@ -51,7 +56,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     """
     view = memoryview(body)
     json_length = _json_length(header_length, len(view))
-    doc = load_json_object(view[:json_length])
+    doc = load_json_object(body if header_length is None else view[:json_length], json_limits)
     raw = view[json_length:]
     sizes = _binary_sizes(doc)
     declared = sum(size for _, size in sizes)

@@ -38,17 +38,25 @@ _EXTENSIONS: list[str] = [
 class DataPlane:
     def __init__(self, deployments: Deployments) -> None:
         self._deployments = deployments
+        self._draining = False
 
     def live(self) -> bool:
         return True
 
+    def drain(self) -> None:
+        """Report not ready from now on (the server is stopping); inference goes on."""
+        self._draining = True
+
     def ready(self) -> bool:
-        return self._deployments.synced
+        return not self._draining and self._deployments.synced
 
     def readiness(self) -> dict[str, Any]:
-        """Readiness with its details: versions that failed to load or warm up, and routes
-        held on their previous version because of them."""
+        """Readiness with its details: versions that failed to load or warm up, routes
+        held on their previous version because of them, and whether the server is
+        stopping (``draining``)."""
         found: dict[str, Any] = {"ready": self.ready()}
+        if self._draining:
+            found["draining"] = True
         if failures := self._deployments.failures():
             found["failures"] = failures
         if held := self._deployments.holds():

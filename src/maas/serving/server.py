@@ -9,18 +9,22 @@ per-request work over more cores, fewer processes form bigger batches.
 Both ports are secured (``ports.hold_ports``) before anything is built or announced:
 a port another process holds is one error line, and only this server's own worker
 processes share its ports.
+
+uvicorn runs ``http_limits.LimitedHttpProtocol`` (header size and count, header, body and
+write timeouts, a cap on connections) under ``shutdown.DrainingServer`` (SIGTERM: not
+ready at once, serving on for ``MAAS_SHUTDOWN_GRACE_S``, then drained and exit 0).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import resource
 import socket
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.supervisors import Multiprocess
 
 from maas.config import Settings
 from maas.errors import UnavailableError
@@ -28,9 +32,13 @@ from maas.jobs.runner import LocalJobRunner
 from maas.registry.service import Registry
 from maas.serving.access import exposure_problem, needs_a_key_to_start
 from maas.serving.app import build_app
+from maas.serving.http_limits import HttpLimits, LimitedConfig
 from maas.serving.ports import hold_ports
+from maas.serving.shutdown import DrainingServer, DrainingWorkers
 
-__all__ = ["app_from_environment", "serve"]
+__all__ = ["app_from_environment", "serve", "server_config"]
+
+log = logging.getLogger(__name__)
 
 # Per-request work uvicorn can skip: an access log line, X-Forwarded-* rewriting (maas
 # binds loopback by default; put a proxy's own options in front if you need them), and
@@ -42,9 +50,45 @@ _UVICORN_OPTIONS: dict[str, Any] = {
 }
 
 
+# Descriptors a process needs beside its REST connections: models, the registry, gRPC
+# connections, worker pipes, logs.
+_SPARE_DESCRIPTORS = 1024
+
+
 def app_from_environment() -> ASGIApp:
     """The app factory each worker process calls (settings from ``MAAS_*``)."""
     return build_app(Settings())
+
+
+def server_config(app: ASGIApp | str, settings: Settings, **options: Any) -> LimitedConfig:
+    """uvicorn's configuration for ``app`` under ``settings``' limits (``http_limits``),
+    over TLS when ``settings`` name a certificate and key."""
+    tls = settings.tls_files
+    if tls is not None:
+        options = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1]), **options}
+    return LimitedConfig(
+        app,
+        HttpLimits.from_settings(settings),
+        timeout_graceful_shutdown=settings.shutdown_drain_s,
+        **(_UVICORN_OPTIONS | options),
+    )
+
+
+def _allow_descriptors(settings: Settings) -> None:
+    """Raise this process's descriptor limit (up to the hard one) to what
+    ``max_connections`` needs, so the cap, not EMFILE, is what refuses connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = settings.max_connections + _SPARE_DESCRIPTORS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        if raised < wanted:
+            log.warning(
+                "only %d file descriptors may be open (hard limit): fewer than "
+                "MAAS_MAX_CONNECTIONS=%d needs",
+                raised,
+                settings.max_connections,
+            )
 
 
 def _serve_workers(
@@ -61,16 +105,16 @@ def _serve_workers(
     os.environ.update(settings.model_copy(update={"job_concurrency": 0}).as_environment())
     runner.start()
     try:
-        config = uvicorn.Config(
+        config = server_config(
             "maas.serving.server:app_from_environment",
+            settings,
             factory=True,
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
             log_level=log_level,
-            **_UVICORN_OPTIONS,
         )
-        Multiprocess(config, sockets=[sock]).run()
+        DrainingWorkers(config, [sock], settings.shutdown_grace_s).run()
     finally:
         runner.stop()
         if owned:
@@ -100,7 +144,8 @@ def serve(
     *,
     before_start: Callable[[Settings], None] | None = None,
 ) -> None:
-    """Serve every registered model until interrupted (Ctrl-C or SIGTERM).
+    """Serve every registered model until interrupted: Ctrl-C stops at once; SIGTERM
+    drains first (``shutdown.DrainingServer``) and the call returns once it has.
 
     The ports are held first (UnavailableError naming a taken one, before anything is
     loaded); then ``before_start`` runs with the settings served (REST port 0 replaced by
@@ -108,6 +153,7 @@ def serve(
     the server will be able to start. Then the app is built and served.
     """
     _check_exposure(settings, registry)
+    _allow_descriptors(settings)
     held = hold_ports(settings.host, settings.port, settings.grpc_port)
     try:
         settings = settings.model_copy(update={"port": held.port})
@@ -117,9 +163,9 @@ def serve(
             _serve_workers(settings, registry, log_level, held.rest)
             return
         app = build_app(settings, registry)
-        config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level=log_level, **_UVICORN_OPTIONS
+        config = server_config(
+            app, settings, host=settings.host, port=settings.port, log_level=log_level
         )
-        uvicorn.Server(config).run(sockets=[held.rest])
+        DrainingServer(config, settings.shutdown_grace_s).run(sockets=[held.rest])
     finally:
         held.close()

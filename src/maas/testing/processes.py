@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,6 +76,8 @@ class ServerProcess:
     pid: int
     http: str  # host:port
     grpc: str  # host:port
+    #: The process itself, for a test that stops it and reads its exit status.
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -84,15 +86,24 @@ class ServerProcess:
 
 @contextmanager
 def serve_process(
-    home: Path, *, workers: int = 1, output: IO[bytes] | None = None, timeout_s: float = 120
+    home: Path,
+    *,
+    workers: int = 1,
+    output: IO[bytes] | None = None,
+    timeout_s: float = 120,
+    environment: Mapping[str, str] | None = None,
 ) -> Iterator[ServerProcess]:
     """``maas serve`` over ``home`` on 127.0.0.1, REST and gRPC on free ports; stopped on exit.
 
-    ``output`` receives the server's stdout and stderr (default: discarded).
+    ``output`` receives the server's stdout and stderr (default: discarded);
+    ``environment`` adds ``MAAS_*`` variables. The server stops on SIGTERM without a
+    grace period (``MAAS_SHUTDOWN_GRACE_S=0``) unless ``environment`` gives one.
     """
     port, grpc_port = free_ports(2)
     env = {
         **os.environ,
+        "MAAS_SHUTDOWN_GRACE_S": "0",
+        **(environment or {}),
         "MAAS_HOME": str(home),
         "MAAS_HOST": "127.0.0.1",
         "MAAS_PORT": str(port),
@@ -106,6 +117,6 @@ def serve_process(
     )
     try:
         wait_until_ready(f"http://127.0.0.1:{port}", process, timeout_s)
-        yield ServerProcess(process.pid, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}")
+        yield ServerProcess(process.pid, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", process)
     finally:
         stop_process(process)

@@ -15,6 +15,7 @@ from maas.config import Settings
 from maas.registry.service import Registry
 from maas.serving.app import build_app
 from maas.serving.ports import grpc_holder, rest_socket
+from maas.serving.server import server_config
 
 __all__ = ["Endpoints", "running_server", "serving_endpoints"]
 
@@ -42,14 +43,16 @@ def serving_endpoints(settings: Settings, registry: Registry | None = None) -> I
     Both ports are held before the server starts, as ``maas serve`` holds them
     (``maas.serving.ports``), so there is no race for them: the REST socket is handed to
     uvicorn, and a holder socket keeps the gRPC port (grpc binds it too, with
-    SO_REUSEPORT; only listening sockets take connections).
+    SO_REUSEPORT; only listening sockets take connections). uvicorn runs as ``maas serve``
+    runs it, under ``settings``' connection limits (``maas.serving.http_limits``).
     """
     sock = rest_socket("127.0.0.1", 0)
     holder = _grpc_holder()
     port, grpc_port = sock.getsockname()[1], holder.getsockname()[1]
     update = {"host": "127.0.0.1", "port": port, "grpc_port": grpc_port}
-    app = build_app(settings.model_copy(update=update), registry)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    served = settings.model_copy(update=update)
+    app = build_app(served, registry)
+    server = uvicorn.Server(server_config(app, served, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -11,6 +11,12 @@ the headers: the browser defences (``HeaderPolicy``) and, when keys are required
 
 While a request waits for its result, the lane watches for the client going away and
 cancels the request, so its queued work is never executed.
+
+A body over ``_OFF_LOOP_BYTES`` (1 MiB) is decoded in a thread (``asyncio.to_thread``):
+the ``JsonLimits`` checks count and scan with numpy a block at a time, letting go of the
+GIL, so the event loop answers meanwhile (health checks included); orjson's parse itself
+holds the GIL, and the bounds are what keep it short. A small body is decoded inline,
+where a thread hop (about 50 µs) would cost more than the decoding.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from maas.control import access
 from maas.errors import InvalidInputError, MaasError, PayloadTooLargeError
 from maas.protocol.binary_codec import decode_request, encode_response
+from maas.protocol.json_codec import JSON_LIMITS, JsonLimits
 from maas.protocol.types import InferResponse
 from maas.serving.access import Gatekeeper, bearer_token
 from maas.serving.dataplane import DataPlane
@@ -41,6 +48,7 @@ _JSON: Final = [(b"content-type", b"application/json")]
 _BINARY: Final = b"application/octet-stream"
 _HEADER_LENGTH: Final = b"inference-header-content-length"
 _PREDICT: Final = access.Requirement.any_of(access.Scope.PREDICT)
+_OFF_LOOP_BYTES: Final = 1 << 20
 
 
 class InferenceLane:
@@ -51,12 +59,18 @@ class InferenceLane:
         gatekeeper: Gatekeeper,
         headers: HeaderPolicy,
         max_body_bytes: int,
+        json_limits: JsonLimits = JSON_LIMITS,
     ) -> None:
         self._app = app
         self._dataplane = dataplane
         self._gatekeeper = gatekeeper
         self._headers = headers
         self._max_body_bytes = max_body_bytes
+        self._json_limits = json_limits
+
+    def drain(self) -> None:
+        """The server is stopping: report not ready from now on, and go on serving."""
+        self._dataplane.drain()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -77,8 +91,15 @@ class InferenceLane:
                 if self._gatekeeper.admit_known(token, _PREDICT, name) is None:
                     await self._gatekeeper.admit(token, _PREDICT, name)
             body = await self._read_body(receive)
+            if body is None:
+                return  # the client went away (or its body stalled): nobody to answer
             route = await self._dataplane.route(name, version, self._routing_key(name, headers))
-            request = decode_request(body, header_length)
+            if len(body) <= _OFF_LOOP_BYTES:  # inline: no coroutine, no thread hop
+                request = decode_request(body, header_length, self._json_limits)
+            else:
+                request = await asyncio.to_thread(
+                    decode_request, body, header_length, self._json_limits
+                )
             response = await _unless_disconnected(self._dataplane.infer(route, request), receive)
             if response is None:
                 return  # the client went away; nobody to answer
@@ -136,13 +157,14 @@ class InferenceLane:
         self._headers.check("POST", host, origin, content_type, True)
         return header_length, authorization
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None when the client went away before sending it."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise asyncio.CancelledError
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body_bytes:

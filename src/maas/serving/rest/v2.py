@@ -39,7 +39,8 @@ def v2_router(dataplane: DataPlane, access: RouteAccess) -> APIRouter:
         "/health/ready",
         summary="Server readiness",
         description="With details when a version failed to load or warm up (`failures`) "
-        "and routes are held on their previous version because of it (`held`).",
+        "and routes are held on their previous version because of it (`held`); 503 with "
+        "`draining` once the server is stopping (SIGTERM), while it still serves.",
         dependencies=access.open(),
     )
     async def ready() -> Response:

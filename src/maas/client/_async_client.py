@@ -6,6 +6,7 @@ write their chunks to the local file from the event loop (small, buffered writes
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +17,7 @@ import numpy as np
 
 from . import _calls as calls
 from ._errors import transport_error
-from ._plan import Call, Plan, auth_headers, build_request, finish
+from ._plan import Call, Plan, auth_headers, build_request, finish, trust
 from ._types import (
     Alias,
     AliasMove,
@@ -57,6 +58,7 @@ class AsyncClient:
         api_key: str | None = None,
         timeout_s: float = 60.0,
         registry_id: str | None = None,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
@@ -66,6 +68,7 @@ class AsyncClient:
             base_url=self._base_url,
             headers=auth_headers(api_key),
             timeout=timeout_s,
+            verify=trust(verify),
             transport=transport,
         )
 
@@ -152,9 +155,15 @@ class AsyncClient:
         format: str = "onnx",
         config: dict[str, Any] | None = None,
         description: str = "",
+        idempotency_key: str | None = None,
     ) -> Version:
-        """Register a model file as a new version; the server loads it before storing it."""
-        return await self._run(calls.upload(name, artifact, format, config, description))
+        """Register a model file as a new version; the server loads it before storing it.
+
+        The request carries an ``Idempotency-Key`` (a new uuid4 unless given): after an
+        ``UnavailableError`` that may hide a finished upload, call again with the same
+        ``idempotency_key`` to get the version it made instead of a second one."""
+        call = calls.upload(name, artifact, format, config, description, idempotency_key)
+        return await self._run(call)
 
     async def archive(self, name: str, ref: Ref, *, reason: str = "") -> Version:
         """Take a version out of service (refused while an alias or the traffic names it)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -145,12 +146,18 @@ def upload(
     artifact_format: str,
     config: dict[str, Any] | None,
     description: str,
+    idempotency_key: str | None = None,
 ) -> Call[Version]:
+    """The upload, with an ``Idempotency-Key`` (a uuid4 unless given): sending this call
+    again after a lost reply gives back the version the first send made, not a second."""
     if isinstance(artifact, str | os.PathLike):  # a str cannot be the bytes: it is a path
         data = Path(artifact).read_bytes()
     else:
         data = bytes(artifact)
-    headers = {"Content-Type": "application/octet-stream"}
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Idempotency-Key": idempotency_key or str(uuid.uuid4()),
+    }
     if config is not None:
         headers["X-Maas-Config"] = json.dumps(config)  # ASCII: a valid header value
     params: dict[str, QueryValue] = {"format": artifact_format}

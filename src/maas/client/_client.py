@@ -7,6 +7,7 @@ the class the server's body names, ``UnavailableError`` when the server cannot b
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import _calls as calls
 from ._errors import transport_error
-from ._plan import Call, Plan, auth_headers, build_request, finish
+from ._plan import Call, Plan, auth_headers, build_request, finish, trust
 from ._types import (
     Alias,
     AliasMove,
@@ -46,17 +47,19 @@ Ref = int | str
 class Client:
     """A maas server's API, over one pooled HTTP connection; use it as a context manager.
 
-    ``api_key`` (a token from ``create_key`` or ``maas keys create``) goes with every
-    request as ``Authorization: Bearer <api_key>``; a server that requires keys answers
-    ``UnauthenticatedError`` without one, ``ForbiddenError`` when the key lacks the scope
-    or the model, ``RateLimitedError`` over its rate. ``repr`` never shows it.
+        ``api_key`` (a token from ``create_key`` or ``maas keys create``) goes with every
+        request as ``Authorization: Bearer <api_key>``; a server that requires keys answers
+        ``UnauthenticatedError`` without one, ``ForbiddenError`` when the key lacks the scope
+        or the model, ``RateLimitedError`` over its rate. ``repr`` never shows it.
 
-    With ``registry_id``, the first call checks that the server serves that registry
-    (``RegistryMismatchError`` if not), so a configuration never acts on another
-    registry's server. ``transport`` replaces httpx's (tests, custom TLS, proxies).
+        With ``registry_id``, the first call checks that the server serves that registry
+        (``RegistryMismatchError`` if not), so a configuration never acts on another
+        registry's server. A ``https://`` server's certificate is verified (against the
+    system's authorities, or the PEM file ``verify`` names; ``False`` turns it off).
+    ``transport`` replaces httpx's (tests, proxies).
 
-    >>> with Client("http://127.0.0.1:8080", api_key=token) as maas:  # doctest: +SKIP
-    ...     maas.promote("iris", 3)
+        >>> with Client("http://127.0.0.1:8080", api_key=token) as maas:  # doctest: +SKIP
+        ...     maas.promote("iris", 3)
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Client:
         api_key: str | None = None,
         timeout_s: float = 60.0,
         registry_id: str | None = None,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
@@ -75,6 +79,7 @@ class Client:
             base_url=self._base_url,
             headers=auth_headers(api_key),
             timeout=timeout_s,
+            verify=trust(verify),
             transport=transport,
         )
 
@@ -161,9 +166,15 @@ class Client:
         format: str = "onnx",
         config: dict[str, Any] | None = None,
         description: str = "",
+        idempotency_key: str | None = None,
     ) -> Version:
-        """Register a model file as a new version; the server loads it before storing it."""
-        return self._run(calls.upload(name, artifact, format, config, description))
+        """Register a model file as a new version; the server loads it before storing it.
+
+        The request carries an ``Idempotency-Key`` (a new uuid4 unless given): after an
+        ``UnavailableError`` that may hide a finished upload, call again with the same
+        ``idempotency_key`` to get the version it made instead of a second one."""
+        call = calls.upload(name, artifact, format, config, description, idempotency_key)
+        return self._run(call)
 
     def archive(self, name: str, ref: Ref, *, reason: str = "") -> Version:
         """Take a version out of service (refused while an alias or the traffic names it)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
@@ -118,6 +119,14 @@ class Call(Generic[T]):
 
 #: Several calls in order: yields each call, receives its parsed result, returns a T.
 Plan: TypeAlias = Generator[Call[Any], Any, T]
+
+
+def trust(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
+    """What httpx verifies a TLS server against: the system's authorities (True), the
+    PEM file ``verify`` names, a context of the caller's, or nothing (False)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:

@@ -8,16 +8,18 @@ the SDK call these methods and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from maas.control.model_config import ModelConfig, parse_model_config
-from maas.control.uploads import register_upload, register_upload_bytes
+from maas.control.uploads import Uploaded, register_upload, register_upload_bytes
 from maas.control.views import EffectiveConfig, ModelSummary
 from maas.control.warmup import Warmup
 from maas.errors import ForbiddenError, InvalidArtifactError, NotFoundError
 from maas.protocol.warmup import warmup_shapes
 from maas.registry.entities import AuditEvent, ModelVersion
+from maas.registry.idempotency import UploadRequest
 from maas.registry.service import Registry
 from maas.runtimes.discovery import runtime_class
 
@@ -98,6 +100,88 @@ class Models:
         A format whose files are programs (TorchScript) is refused unless
         ``may_carry_code``: the CLI on the registry passes it; a server, when it allows
         such formats and the caller's key holds the ``code`` scope."""
+        return self._upload(
+            name,
+            artifact,
+            actor=actor,
+            artifact_format=artifact_format,
+            description=description,
+            config=config,
+            lineage=lineage,
+            may_carry_code=may_carry_code,
+            request=None,
+        )
+
+    def upload_retryable(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        idempotency_key: str | None,
+        actor: str,
+        artifact_format: str = "onnx",
+        description: str = "",
+        config: dict[str, Any] | None = None,
+        may_carry_code: bool = False,
+    ) -> Uploaded:
+        """An upload over the API, whose client may retry it after losing the reply: the
+        same ``idempotency_key`` within 24 h, or without a key the same bytes and options
+        within 10 min, give back the version the first copy made (``replayed``), checked
+        before anything is loaded; a key used for other bytes is a ConflictError
+        (``registry.idempotency``)."""
+        request = UploadRequest.of(
+            hashlib.sha256(data).hexdigest(),
+            artifact_format=artifact_format,
+            config=config,
+            description=description,
+            key=idempotency_key,
+        )
+        self._check_code(artifact_format, may_carry_code)
+        earlier = self._registry.find_upload(name, request)
+        if earlier is not None:
+            return Uploaded(earlier, replayed=True)
+        version = self._upload(
+            name,
+            data,
+            actor=actor,
+            artifact_format=artifact_format,
+            description=description,
+            config=config,
+            lineage=None,
+            may_carry_code=may_carry_code,
+            request=request,
+        )
+        return Uploaded(version)
+
+    def _upload(
+        self,
+        name: str,
+        artifact: Path | bytes,
+        *,
+        actor: str,
+        artifact_format: str,
+        description: str,
+        config: dict[str, Any] | None,
+        lineage: dict[str, Any] | None,
+        may_carry_code: bool,
+        request: UploadRequest | None,
+    ) -> ModelVersion:
+        self._check_code(artifact_format, may_carry_code)
+        _check_config(config, None)
+        options: dict[str, Any] = {
+            "artifact_format": artifact_format,
+            "actor": actor,
+            "lineage": lineage,
+            "description": description,
+            "config": config,
+            "request": request,
+        }
+        if isinstance(artifact, bytes):
+            return register_upload_bytes(self._registry, name, artifact, **options)
+        return register_upload(self._registry, name, artifact, **options)
+
+    @staticmethod
+    def _check_code(artifact_format: str, may_carry_code: bool) -> None:
         if _carries_code(artifact_format) and not may_carry_code:
             raise ForbiddenError(
                 f"{artifact_format} files are programs, which this server does not take over "
@@ -106,17 +190,6 @@ class Models:
                 "`maas --local models upload`",
                 {"format": artifact_format},
             )
-        _check_config(config, None)
-        options: dict[str, Any] = {
-            "artifact_format": artifact_format,
-            "actor": actor,
-            "lineage": lineage,
-            "description": description,
-            "config": config,
-        }
-        if isinstance(artifact, bytes):
-            return register_upload_bytes(self._registry, name, artifact, **options)
-        return register_upload(self._registry, name, artifact, **options)
 
     def archive(self, name: str, ref: str | int, *, actor: str, reason: str = "") -> ModelVersion:
         """Take a version out of service (refused while an alias or the traffic policy

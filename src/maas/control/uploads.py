@@ -3,23 +3,49 @@
 Loading is the validation: a file that is not a model of the claimed format (or is a
 pickle) is refused before anything reaches the store or the registry. A ``skops`` upload
 (scikit-learn) is converted to ONNX first and registered as an ``onnx`` version.
+
+An upload held in memory (the HTTP body) is written to the registry's upload folder
+(``<home>/tmp/uploads``, not the system's /tmp) for its runtime to load, under a name
+that says which process wrote it (``store.scratch``): what a killed server leaves there
+is collected at the next start (``Registry.collect_garbage``). A full disk there is
+``InsufficientStorageError`` (507), the file removed. An upload may carry an
+``UploadRequest`` (key, fingerprint): a retry gets the version its first copy made
+(``registry.idempotency``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from maas.control.model_config import parse_model_config
 from maas.protocol.warmup import warmup_shapes
+from maas.registry.collection import UPLOAD_KIND
 from maas.registry.entities import ModelVersion
+from maas.registry.idempotency import UploadRequest
 from maas.registry.service import Registry
 from maas.runtimes.base import LoadOptions
 from maas.runtimes.discovery import load_runtime
 from maas.runtimes.sklearn import convert_skops_to_onnx
+from maas.store.scratch import out_of_space_as, scratch_prefix
 
-__all__ = ["register_upload", "register_upload_bytes"]
+__all__ = ["Uploaded", "register_upload", "register_upload_bytes", "upload_file"]
+
+_UPLOAD_FOLDER = "upload folder"
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """An upload's outcome: the version, and whether an earlier copy of the same request
+    made it (a retry: nothing new was stored; HTTP 200 rather than 201)."""
+
+    version: ModelVersion
+    replayed: bool = False
 
 
 def register_upload(
@@ -32,6 +58,7 @@ def register_upload(
     lineage: dict[str, Any] | None = None,
     description: str = "",
     config: dict[str, Any] | None = None,
+    request: UploadRequest | None = None,
 ) -> ModelVersion:
     """Validate ``config`` and the artifact (by loading it), then register both together.
 
@@ -47,6 +74,7 @@ def register_upload(
             lineage=lineage,
             description=description,
             config=config,
+            request=request,
         )
     parsed = parse_model_config(config)
     override = parsed.signature_override()
@@ -65,6 +93,7 @@ def register_upload(
         actor=actor,
         description=description,
         config=config,
+        request=request,
     )
 
 
@@ -77,11 +106,13 @@ def _register_skops(
     lineage: dict[str, Any] | None,
     description: str,
     config: dict[str, Any] | None,
+    request: UploadRequest | None,
 ) -> ModelVersion:
     """Convert a skops file to ONNX (never unpickled) and register that as the version."""
-    with tempfile.TemporaryDirectory(prefix="maas-skops-") as folder:
-        onnx_path = Path(folder) / "model.onnx"
-        extras = convert_skops_to_onnx(path, onnx_path)
+    with _scratch_folder(registry) as folder:
+        onnx_path = folder / "model.onnx"
+        with out_of_space_as(_UPLOAD_FOLDER):
+            extras = convert_skops_to_onnx(path, onnx_path)
         return register_upload(
             registry,
             model_name,
@@ -91,6 +122,7 @@ def _register_skops(
             lineage={**(lineage or {}), **extras},
             description=description,
             config=config,
+            request=request,
         )
 
 
@@ -98,7 +130,34 @@ def register_upload_bytes(
     registry: Registry, model_name: str, data: bytes, **kwargs: Any
 ) -> ModelVersion:
     """Same as ``register_upload`` for a body held in memory (the HTTP upload)."""
-    with tempfile.TemporaryDirectory(prefix="maas-upload-") as folder:
-        path = Path(folder) / "artifact"
-        path.write_bytes(data)
+    with upload_file(registry, data) as path:
         return register_upload(registry, model_name, path, **kwargs)
+
+
+@contextlib.contextmanager
+def upload_file(registry: Registry, data: bytes) -> Iterator[Path]:
+    """``data`` in a temporary file of the registry's upload folder, removed afterwards."""
+    folder = registry.uploads_dir
+    with out_of_space_as(_UPLOAD_FOLDER):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=scratch_prefix(UPLOAD_KIND), dir=folder)
+    path = Path(name)
+    try:
+        with out_of_space_as(_UPLOAD_FOLDER), os.fdopen(fd, "wb") as out:
+            out.write(data)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def _scratch_folder(registry: Registry) -> Iterator[Path]:
+    folder = registry.uploads_dir
+    with out_of_space_as(_UPLOAD_FOLDER):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        scratch = tempfile.TemporaryDirectory(prefix=scratch_prefix(UPLOAD_KIND), dir=folder)
+    with scratch as name:
+        yield Path(name)

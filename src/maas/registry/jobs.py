@@ -26,11 +26,14 @@ from maas.registry.names import check_json_object, check_model_name
 from maas.registry.tables import JobEpochRow, JobLogRow, JobRow, utc_now
 from maas.registry.transactions import transaction
 
-__all__ = ["JOB_STATES", "TERMINAL_STATES", "JobBook"]
+__all__ = ["JOB_STATES", "MAX_JOB_ID", "TERMINAL_STATES", "JobBook"]
 
 JOB_STATES: Final = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATES: Final = frozenset({"succeeded", "failed", "cancelled"})
 MAX_ATTEMPTS: Final = 3
+#: Ids are 64-bit signed integers in every database maas runs on; a larger one names no
+#: job (and must not reach the driver, which cannot bind it).
+MAX_JOB_ID: Final = 2**63 - 1
 
 
 def _to_job(row: JobRow) -> Job:
@@ -60,6 +63,8 @@ def _to_job(row: JobRow) -> Job:
 
 
 def _require(session: Session, job_id: int, *, lock: bool = False) -> JobRow:
+    if not 1 <= int(job_id) <= MAX_JOB_ID:
+        raise NotFoundError(f"job {job_id} not found", {"job": job_id})
     query = select(JobRow).where(JobRow.id == int(job_id))
     if lock:
         query = query.with_for_update()
@@ -150,7 +155,7 @@ class JobBook:
             _require(session, job_id)
             rows = session.scalars(
                 select(JobLogRow)
-                .where(JobLogRow.job_id == job_id, JobLogRow.id > after)
+                .where(JobLogRow.job_id == job_id, JobLogRow.id > min(after, MAX_JOB_ID))
                 .order_by(JobLogRow.id)
                 .limit(max(0, limit))
             )

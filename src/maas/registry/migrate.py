@@ -6,9 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, exc, text
 
 from maas.registry.engine import writing
+from maas.registry.transactions import database_error
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade"]
 
@@ -32,10 +33,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     advisory lock) and the second finds nothing left to do.
     """
     config = alembic_config()
-    with writing(engine).begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
-            )
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    try:
+        with writing(engine).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except (exc.OperationalError, exc.InterfaceError) as error:  # gone, refusing, locked
+        raise database_error(error) from error

@@ -8,6 +8,13 @@ version keeps its row (history) and gives up its artifacts. Aliases live in
 ``registry.aliases`` (``AliasBook``), traffic policies and deployment states in
 ``registry.deployments`` (``DeploymentBook``), jobs in ``registry.jobs`` (``JobBook``).
 Documents such as configs and policies are validated by their owner in ``maas.control``.
+
+Faults: an upload retried after its reply was lost gets the version the first copy made
+(``registry.idempotency``); what killed uploads leave behind (temporary files in
+``uploads_dir`` and the store, orphaned artifacts) goes in ``collect_garbage``
+(``registry.collection``); a database that is locked or gone is ``UnavailableError``
+within the engine's busy timeout (``registry.engine``: short for the server, long for job
+workers and the CLI, which ``from_settings(server=...)`` chooses).
 """
 
 from __future__ import annotations
@@ -17,18 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from maas.config import Settings
 from maas.errors import ConflictError, InvalidInputError, NotFoundError
 from maas.protocol.signature import Signature
-from maas.registry import migrate
+from maas.registry import collection, idempotency, migrate
 from maas.registry import repository as repo
 from maas.registry.aliases import AliasBook
+from maas.registry.collection import Collected
 from maas.registry.deployments import DeploymentBook
-from maas.registry.engine import create_registry_engine, writing
+from maas.registry.engine import TOOL_BUSY_TIMEOUT_S, create_registry_engine, writing
 from maas.registry.entities import AuditEvent, ConfigRevision, Model, ModelVersion
 from maas.registry.gate import check_rules
+from maas.registry.idempotency import UploadRequest
 from maas.registry.jobs import JobBook
 from maas.registry.keys import KeyBook
 from maas.registry.names import (
@@ -68,9 +77,20 @@ class Registry:
     True
     """
 
-    def __init__(self, database_url: str, store: ArtifactStore) -> None:
-        self._engine = create_registry_engine(database_url)
+    def __init__(
+        self,
+        database_url: str,
+        store: ArtifactStore,
+        *,
+        busy_timeout_s: float = TOOL_BUSY_TIMEOUT_S,
+        uploads_dir: Path | None = None,
+    ) -> None:
+        """``busy_timeout_s``: how long a statement waits for another connection's lock
+        before ``UnavailableError``; ``uploads_dir``: where uploads are written while
+        they are checked (None: the system's temporary folder, which is not collected)."""
+        self._engine = create_registry_engine(database_url, busy_timeout_s=busy_timeout_s)
         self._store = store
+        self._uploads_dir = uploads_dir
         self._reads = sessionmaker(self._engine, expire_on_commit=False)
         self._writes = sessionmaker(writing(self._engine), expire_on_commit=False)
         self.jobs = JobBook(self._reads, self._writes)
@@ -79,9 +99,25 @@ class Registry:
         self.keys = KeyBook(self._reads, self._writes)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> Registry:
-        """The registry that ``settings`` names; migrated to the newest schema unless told not."""
-        registry = cls(settings.resolved_database_url, LocalStore(settings.resolved_artifacts_dir))
+    def from_settings(
+        cls, settings: Settings, *, upgrade: bool = True, server: bool = False
+    ) -> Registry:
+        """The registry that ``settings`` names; migrated to the newest schema unless told not.
+
+        ``server``: the server's own registry, whose writers wait at most
+        ``settings.db_busy_timeout_s`` for a lock (then 503); everyone else (job workers,
+        the CLI) waits ``engine.TOOL_BUSY_TIMEOUT_S`` at least. Uploads are written to
+        ``<home>/tmp/uploads`` while they are checked.
+        """
+        busy_timeout_s = settings.db_busy_timeout_s
+        if not server:
+            busy_timeout_s = max(busy_timeout_s, TOOL_BUSY_TIMEOUT_S)
+        registry = cls(
+            settings.resolved_database_url,
+            LocalStore(settings.resolved_artifacts_dir),
+            busy_timeout_s=busy_timeout_s,
+            uploads_dir=(settings.home / "tmp" / "uploads").absolute(),
+        )
         if upgrade:
             try:
                 registry.upgrade()
@@ -101,6 +137,39 @@ class Registry:
     @property
     def store(self) -> ArtifactStore:
         return self._store
+
+    @property
+    def uploads_dir(self) -> Path | None:
+        """Where uploads are written while they are checked (None: the system's temp)."""
+        return self._uploads_dir
+
+    def collect_garbage(
+        self,
+        *,
+        temp_max_age_s: float = collection.TEMP_MAX_AGE_S,
+        orphan_grace_s: float = collection.ORPHAN_GRACE_S,
+    ) -> Collected:
+        """Remove what killed uploads left: temporary files whose writer is gone (or
+        older than ``temp_max_age_s``), artifacts no version in service uses (older than
+        ``orphan_grace_s``), expired upload requests. Safe beside uploads in flight."""
+        return collection.collect(
+            self._reads,
+            self._writes,
+            self._store,
+            self._uploads_dir,
+            temp_max_age_s=temp_max_age_s,
+            orphan_grace_s=orphan_grace_s,
+        )
+
+    def find_upload(self, model_name: str, request: UploadRequest) -> ModelVersion | None:
+        """The version an earlier copy of ``request`` made, when this one is its retry
+        (``registry.idempotency``); ConflictError when its key was used for other bytes."""
+        with transaction(self._reads) as session:
+            model = repo.find_model(session, model_name)
+            if model is None:
+                return None
+            found = idempotency.find_replay(session, model, request)
+            return None if found is None else repo.to_version(found)
 
     def registry_id(self) -> str:
         """The identity made with this database: every process using it reports the same."""
@@ -123,6 +192,7 @@ class Registry:
         description: str = "",
         config: dict[str, Any] | None = None,
         extra_artifacts: dict[str, Path] | None = None,
+        request: UploadRequest | None = None,
     ) -> ModelVersion:
         """Store ``artifact`` and record it as the model's next version (the model is created
         on its first version, with ``description``; later descriptions are ignored).
@@ -130,7 +200,9 @@ class Registry:
         ``config``, if given, becomes the version's first config revision in the same
         transaction. ``extra_artifacts`` (format -> file, e.g. ``{"torchscript": path}``)
         are stored and recorded with the version, in the same transaction; the primary
-        artifact stays the one served."""
+        artifact stays the one served. ``request`` (an upload's): when an earlier copy of
+        it made a version (``find_upload``, checked again under the write lock here), that
+        version is returned and nothing is added."""
         check_model_name(model_name)
         check_artifact_format(artifact_format)
         extras = dict(extra_artifacts or {})
@@ -147,6 +219,7 @@ class Registry:
             config = check_json_object("config", config)
         signature_json = signature.to_dict()
         stored_extras: dict[str, StoredArtifact] = {}
+        replayed = False
         stored = self._put(artifact)
         try:
             for extra_format, path in extras.items():
@@ -154,6 +227,10 @@ class Registry:
             for attempt in range(_REGISTER_ATTEMPTS):
                 try:
                     with transaction(self._writes) as session:
+                        earlier = self._replay_in(session, model_name, request)
+                        if earlier is not None:
+                            registered, replayed = repo.to_version(earlier), True
+                            break
                         row = ModelVersionRow(
                             artifact_sha256=stored.sha256,
                             artifact_format=artifact_format,
@@ -172,18 +249,22 @@ class Registry:
                         repo.add_version(session, model_name, row, actor, description, extra_rows)
                         if config is not None:
                             repo.add_config(session, row, config, actor)
+                        if request is not None:
+                            idempotency.record(session, row, request)
                         registered = repo.to_version(row)
                     break
-                except ConflictError:
+                except ConflictError as error:
                     # Another writer created the model or took the number first (PostgreSQL).
-                    if attempt == _REGISTER_ATTEMPTS - 1:
+                    reused_key = error.details.get("field") == idempotency.KEY_HEADER
+                    if reused_key or attempt == _REGISTER_ATTEMPTS - 1:
                         raise
                     time.sleep(0.01 * (attempt + 1))
         except BaseException:
-            written = [stored.sha256, *(a.sha256 for a in stored_extras.values())]
-            for sha256 in dict.fromkeys(written):
-                self._discard_unreferenced(sha256)
+            self._discard_all(stored, stored_extras)
             raise
+        if replayed:  # an earlier copy's version: ours made nothing
+            self._discard_all(stored, stored_extras)
+            return registered
         # An archive collecting the same bytes may have deleted them between our put and
         # our commit; now that the version is recorded they are in use: put them back.
         sources = {stored.sha256: artifact} | {
@@ -193,6 +274,20 @@ class Registry:
             if not self._store.exists(sha256):
                 self._put(source)
         return registered
+
+    def _replay_in(
+        self, session: Session, model_name: str, request: UploadRequest | None
+    ) -> ModelVersionRow | None:
+        """Under the model's row lock: the version an earlier copy of ``request`` made."""
+        if request is None:
+            return None
+        model = repo.find_model(session, model_name, lock=True)
+        return None if model is None else idempotency.find_replay(session, model, request)
+
+    def _discard_all(self, stored: StoredArtifact, extras: dict[str, StoredArtifact]) -> None:
+        written = [stored.sha256, *(a.sha256 for a in extras.values())]
+        for sha256 in dict.fromkeys(written):
+            self._discard_unreferenced(sha256)
 
     def _put(self, artifact: Path) -> StoredArtifact:
         try:
@@ -371,7 +466,7 @@ class Registry:
                 (AuditEventRow.action == action) | AuditEventRow.action.startswith(action + ".")
             )
         if before is not None:
-            query = query.where(AuditEventRow.id < before)
+            query = query.where(AuditEventRow.id < min(before, 2**63 - 1))  # no driver overflow
         with transaction(self._reads) as session:
             return [repo.to_event(row) for row in session.scalars(query)]
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -45,6 +46,7 @@ __all__ = [
     "RegistryInfoRow",
     "TrafficPolicyRow",
     "UTCDateTime",
+    "UploadRequestRow",
     "VersionArchiveRow",
     "VersionArtifactRow",
     "VersionConfigRow",
@@ -365,3 +367,23 @@ class ApiKeyRow(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class UploadRequestRow(Base):
+    """An upload as its client sent it: the fingerprint of what was sent (bytes, format,
+    options), its Idempotency-Key if any, and the version it made. A retry within the
+    window (``registry.idempotency``) gets that version back instead of a new one; rows
+    older than the longest window are pruned."""
+
+    __tablename__ = "upload_requests"
+    __table_args__ = (
+        UniqueConstraint("model_id", "idempotency_key"),
+        Index("ix_upload_requests_model_id_fingerprint", "model_id", "fingerprint"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]

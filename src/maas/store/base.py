@@ -1,16 +1,21 @@
 """The ``ArtifactStore`` contract: bytes named by their sha256, verified on every read.
 
 Stores are small on purpose so that a fake (or an object-store backend) is easy to write;
-the registry only ever calls these six methods.
+the registry only ever calls these six methods. A store that can also list what it
+holds and sweep its own temporary files (``SweepableStore``, as ``LocalStore`` does) gets
+its orphaned artifacts and a killed writer's leftovers collected by the registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-__all__ = ["ArtifactStore", "StoredArtifact"]
+from maas.store.scratch import Swept
+
+__all__ = ["ArtifactStore", "StoredArtifact", "SweepableStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,4 +56,21 @@ class ArtifactStore(Protocol):
 
     def delete(self, sha256: str) -> None:
         """Remove the content; no error if it is absent."""
+        ...
+
+
+@runtime_checkable
+class SweepableStore(Protocol):
+    """A store whose contents can be listed and whose temporary files can be swept."""
+
+    def stored(self) -> Iterator[tuple[StoredArtifact, float]]:
+        """Every artifact held, with when it was last written or put again (epoch s)."""
+        ...
+
+    def delete(self, sha256: str) -> None:
+        """Remove the content; no error if it is absent."""
+        ...
+
+    def sweep_temp(self, max_age_s: float) -> Swept:
+        """Remove temporary files a gone writer left, or older than ``max_age_s``."""
         ...

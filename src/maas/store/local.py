@@ -5,6 +5,13 @@ root, hashed while copied, fsync, ``os.replace``, fsync of the folder) so a cras
 leaves a file whose name lies about its content; finished files are read-only. The
 temporary file lives in ``root/tmp`` because its final folder is known only once the
 copy is hashed; it is the same file system, which is what makes the rename atomic.
+
+A temporary file is named after its writer (``store.scratch``), so ``sweep_temp`` can
+remove those a killed process left without touching one being written. A full disk or
+quota is ``InsufficientStorageError`` (HTTP 507), the temporary file removed. Putting
+content that is already there refreshes the file's time: a collector of orphaned
+artifacts (``stored`` lists them with their times) leaves young files alone, so bytes a
+registration is about to record are not collected under it.
 """
 
 from __future__ import annotations
@@ -13,18 +20,22 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from maas.errors import IntegrityError, NotFoundError
 from maas.store.base import StoredArtifact
 from maas.store.digest import CHUNK_SIZE_BYTES, check_sha256, sha256_of_stream
+from maas.store.scratch import Swept, out_of_space_as, scratch_prefix, sweep
 
 __all__ = ["LocalStore"]
 
 _READ_ONLY = 0o444
-_TEMP_PREFIX = ".incoming-"
+_TEMP_KIND = ".incoming"
+_SHA256_NAME = re.compile(r"[0-9a-f]{64}")
 
 
 class LocalStore:
@@ -59,7 +70,7 @@ class LocalStore:
         if actual != sha256:
             raise IntegrityError(
                 f"artifact {sha256} is corrupted: its bytes now hash to {actual}",
-                {"sha256": sha256, "actual": actual, "path": str(target)},
+                {"sha256": sha256, "actual": actual},  # never the server's path
             )
         return target
 
@@ -73,9 +84,23 @@ class LocalStore:
         if actual != sha256:
             raise IntegrityError(
                 f"artifact {sha256} is corrupted: its bytes now hash to {actual}",
-                {"sha256": sha256, "actual": actual, "path": str(target)},
+                {"sha256": sha256, "actual": actual},  # never the server's path
             )
         return data
+
+    def stored(self) -> Iterator[tuple[StoredArtifact, float]]:
+        """Every artifact held, with when it was last written or put again (epoch s)."""
+        for folder in sorted(self._root.glob("sha256/??")):
+            for path in sorted(folder.iterdir()):
+                if _SHA256_NAME.fullmatch(path.name) is None:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    stat = path.stat()
+                    yield StoredArtifact(path.name, stat.st_size), stat.st_mtime
+
+    def sweep_temp(self, max_age_s: float) -> Swept:
+        """Remove temporary files whose writer is gone, or older than ``max_age_s``."""
+        return sweep(self._root / "tmp", _TEMP_KIND, max_age_s)
 
     def exists(self, sha256: str) -> bool:
         return self._location(sha256).is_file()
@@ -98,9 +123,13 @@ class LocalStore:
 
     def _put_stream(self, stream: BinaryIO) -> StoredArtifact:
         """Copy into a temp file while hashing, then move it under its digest."""
+        with out_of_space_as("artifact store"):
+            return self._put_temp(stream)
+
+    def _put_temp(self, stream: BinaryIO) -> StoredArtifact:
         incoming = self._root / "tmp"
         incoming.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=incoming)
+        fd, temp_name = tempfile.mkstemp(prefix=scratch_prefix(_TEMP_KIND), dir=incoming)
         temp = Path(temp_name)
         try:
             digest = hashlib.sha256()
@@ -116,6 +145,8 @@ class LocalStore:
             target = self._location(sha256)
             if target.is_file() and self._intact(target, sha256):
                 temp.unlink()
+                with contextlib.suppress(OSError):
+                    os.utime(target)  # young again: a collector of orphans leaves it be
                 return StoredArtifact(sha256, size)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(temp, _READ_ONLY)

@@ -34,6 +34,7 @@ TABLES = {
     "alias_moves",
     "traffic_policies",
     "model_deployments",
+    "upload_requests",
 }
 
 

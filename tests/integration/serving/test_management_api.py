@@ -19,8 +19,9 @@ def _artifact_files(tmp_path: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def _upload(client: httpx.Client, name: str, data: bytes) -> httpx.Response:
-    return client.post(f"/api/models/{name}/versions", content=data)
+def _upload(client: httpx.Client, name: str, data: bytes, key: str | None = None) -> httpx.Response:
+    headers = {} if key is None else {"Idempotency-Key": key}
+    return client.post(f"/api/models/{name}/versions", content=data, headers=headers)
 
 
 def test_upload_registers_and_serves_a_new_version(client: httpx.Client, tmp_path: Path) -> None:
@@ -33,7 +34,9 @@ def test_upload_registers_and_serves_a_new_version(client: httpx.Client, tmp_pat
         {"name": "input", "datatype": "FP32", "shape": [-1, 4]}
     ]
     assert version["lineage"]["source"] == "upload"
-    assert _upload(client, "lin", data).json()["version"] == 2  # same bytes, new version
+    retry = _upload(client, "lin", data)  # the same bytes again at once: taken as a retry
+    assert retry.status_code == 200 and retry.json()["version"] == 1
+    assert _upload(client, "lin", data, key="new").json()["version"] == 2  # a new request
 
     listed = client.get("/api/models").json()
     assert [(m["name"], m["versions"]) for m in listed] == [("lin", [1, 2])]
@@ -91,8 +94,8 @@ def test_upload_with_unknown_format_or_bad_name_is_400(
 
 def test_aliases_route_default_traffic(client: httpx.Client, tmp_path: Path) -> None:
     data = write_linear_model(tmp_path / "m.onnx").read_bytes()
-    _upload(client, "lin", data)
-    _upload(client, "lin", data)
+    _upload(client, "lin", data, key="first")
+    _upload(client, "lin", data, key="second")
     body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [0] * 4}]}
 
     reply = client.put("/api/models/lin/aliases/production", json={"version": 1})

@@ -20,6 +20,7 @@ with ``error_class`` (never from the HTTP status)::
      |    +-- NotServableError       code "not_servable"      (HTTP 409: failed to load or warm)
      |    +-- RegistryMismatchError  code "registry_mismatch" (HTTP 409: another registry's server)
      +-- PayloadTooLargeError        code "payload_too_large" (HTTP 413)
+     +-- InsufficientStorageError    code "insufficient_storage" (HTTP 507: a disk or quota is full)
      +-- IntegrityError              code "integrity"         (HTTP 500: stored bytes changed)
      +-- ModelError                  code "model_error"       (HTTP 500: the model itself failed)
      +-- UnavailableError            code "unavailable"       (HTTP 503)
@@ -30,14 +31,17 @@ with ``error_class`` (never from the HTTP status)::
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 __all__ = [
     "CODES",
+    "TRANSIENT_CODES",
     "ConflictError",
     "DeadlineExceededError",
     "ForbiddenError",
     "GateFailedError",
+    "InsufficientStorageError",
     "IntegrityError",
     "InvalidArtifactError",
     "InvalidInputError",
@@ -56,6 +60,7 @@ __all__ = [
     "WorkerCrashedError",
     "describe",
     "error_class",
+    "redact_paths",
 ]
 
 
@@ -151,6 +156,14 @@ class PayloadTooLargeError(MaasError):
     code = "payload_too_large"
 
 
+class InsufficientStorageError(MaasError):
+    """The server has no room to keep what was sent (a full disk or quota under the
+    artifact store, the upload folder or the registry database); nothing was recorded.
+    ``details["storage"]`` names which, never a path."""
+
+    code = "insufficient_storage"
+
+
 class IntegrityError(MaasError):
     """Stored bytes no longer match their recorded sha256."""
 
@@ -194,8 +207,24 @@ def _tree(root: type[MaasError]) -> list[type[MaasError]]:
     return found
 
 
+# An absolute POSIX path: a "/" that starts a word (not "a/b", "http://h/x" or "1/2"),
+# then path components up to a space, quote, bracket or separator.
+_ABSOLUTE_PATH: Final = re.compile(r"(?<![\w.~:/\\-])(?:/[^\s/'\"`,;:()\[\]{}<>]+)+/?")
+
 #: Every error code of the tree -> its class (the transports' tables must cover each one).
 CODES: Final[dict[str, type[MaasError]]] = {cls.code: cls for cls in _tree(MaasError)}
+
+
+#: The 5xx codes a busy or restarting server answers in normal operation (a client may
+#: retry them): the transports log them at INFO, the other 5xx codes at ERROR.
+TRANSIENT_CODES: Final[frozenset[str]] = frozenset(
+    {
+        UnavailableError.code,
+        QueueFullError.code,
+        WorkerCrashedError.code,
+        DeadlineExceededError.code,
+    }
+)
 
 
 def error_class(code: str) -> type[MaasError]:
@@ -207,13 +236,26 @@ def error_class(code: str) -> type[MaasError]:
     return CODES.get(code, MaasError)
 
 
-def describe(exc: BaseException) -> str:
-    """An unexpected exception (a model's, say) in one line for users: its type and the
-    first line of its message, never a traceback.
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its last part, so that a message from a
+    library never shows users where the server keeps its files.
 
-    >>> describe(ValueError("bad shape\\nmore"))
-    'ValueError: bad shape'
+    >>> redact_paths("cannot open '/srv/maas/tmp/maas-upload-x1/artifact': denied")
+    "cannot open 'artifact': denied"
+    >>> redact_paths("see http://host:8000/v2/models and a/b/c")
+    'see http://host:8000/v2/models and a/b/c'
+    """
+    return _ABSOLUTE_PATH.sub(lambda m: m.group().rstrip("/").rpartition("/")[2], text)
+
+
+def describe(exc: BaseException) -> str:
+    """An unexpected exception (a model's, say) in one line for users: the first line of
+    its message with absolute paths cut to their last part (``redact_paths``); never its
+    type or a traceback, which belong in the server's log.
+
+    >>> describe(ValueError("bad shape in /opt/models/m.onnx\\nmore"))
+    'bad shape in m.onnx'
     """
     lines = str(exc).strip().splitlines()
-    first = lines[0][:300] if lines else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    first = redact_paths(lines[0][:300]).strip() if lines else ""
+    return first or "no reason given"

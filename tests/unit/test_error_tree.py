@@ -35,6 +35,23 @@ def test_clients_pick_the_class_from_the_code() -> None:
     assert errors.error_class("a code from a newer server") is errors.MaasError
 
 
-def test_describe_is_one_line_without_a_traceback() -> None:
-    assert errors.describe(RuntimeError("first\nsecond")) == "RuntimeError: first"
-    assert errors.describe(KeyError()) == "KeyError"
+def test_describe_is_one_line_without_a_traceback_a_class_or_a_path() -> None:
+    assert errors.describe(RuntimeError("first\nsecond")) == "first"
+    assert errors.describe(KeyError()) == "no reason given"
+    raised = OSError(2, "No such file or directory", "/srv/maas/home/tmp/maas-upload-x/artifact")
+    assert errors.describe(raised) == "[Errno 2] No such file or directory: 'artifact'"
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("at /onnxruntime_src/core/gather.cc:153 idx=4", "at gather.cc:153 idx=4"),
+        ("(/home/maas/data/x.npz)", "(x.npz)"),
+        ("folder /var/lib/maas/", "folder maas"),
+        ("http://127.0.0.1:8000/v2/models/x", "http://127.0.0.1:8000/v2/models/x"),
+        ("a/b/c, 1/2 and application/json", "a/b/c, 1/2 and application/json"),
+        ("~/maas.toml", "~/maas.toml"),
+    ],
+)
+def test_redact_paths_keeps_only_the_last_part_of_absolute_paths(text: str, redacted: str) -> None:
+    assert errors.redact_paths(text) == redacted

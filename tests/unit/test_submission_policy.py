@@ -70,3 +70,22 @@ def test_over_the_network_dataset_paths_must_be_absolute(tmp_path: Path) -> None
     with pytest.raises(InvalidInputError, match="must be an absolute path") as refused:
         policy.apply(parse_spec(_csv_spec(Path("d.csv"))))
     assert refused.value.details["field"] == "dataset.path"
+
+
+def test_a_refusal_names_the_field_and_the_setting_never_the_servers_folders(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    allowed = tmp_path / "data-folder-of-the-server"
+    allowed.mkdir()
+    policy = SubmissionPolicy(data_dirs=(allowed.resolve(),), require_absolute_paths=True)
+    with (
+        caplog.at_level("INFO", logger="maas.jobs.policy"),
+        pytest.raises(InvalidInputError) as refused,
+    ):
+        policy.apply(parse_spec(_csv_spec(tmp_path / "elsewhere" / "d.csv")))
+    error = refused.value
+    assert error.message.startswith("dataset.path: ")
+    assert "MAAS_JOB_DATA_DIRS" in error.message
+    assert allowed.name not in error.message
+    assert error.details == {"field": "dataset.path"}
+    assert allowed.name in caplog.text  # the whole reason is in the server's log

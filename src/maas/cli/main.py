@@ -84,10 +84,29 @@ def _root(
     # Our own progress at INFO; libraries (alembic, httpx, the ONNX exporter) only when they warn.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("maas").setLevel(logging.INFO)
+    # The registry warns a server's log about a database that failed it; the CLI says so in
+    # its one error line instead (with the database's own words, see ``_database_reason``).
+    logging.getLogger("maas.registry").setLevel(logging.ERROR)
+
+
+def _database_reason(exc: MaasError) -> str:
+    """The database driver's first line, for a registry failure: the CLI's user runs the
+    database (or mistyped MAAS_DATABASE_URL), so the reason is theirs to read."""
+    cause = exc.__cause__
+    if exc.details.get("database") != "registry" or cause is None:
+        return ""
+    return f": {_first_line(getattr(cause, 'orig', None) or cause)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line as it is (paths included: here they are the user's own)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def main() -> None:
-    """Entry point of the ``maas`` script: maas errors become one red line and exit code 1."""
+    """Entry point of the ``maas`` script: every failure becomes one red line and exit code 1
+    (a traceback helps nobody who typed a command; a maas error already says what to do)."""
     try:
         app()
     except UnauthenticatedError as exc:  # a server's words; say where the CLI's key comes from
@@ -95,10 +114,13 @@ def main() -> None:
         report_error(exc.message + hint)
         raise SystemExit(1) from None
     except MaasError as exc:
-        report_error(exc.message)
+        report_error(exc.message + _database_reason(exc))
         raise SystemExit(1) from None
     except ValidationError as exc:  # settings from MAAS_* or maas.toml that do not validate
         report_error(f"invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except Exception as exc:  # a bug, or a failure no layer below named: still one line
+        report_error(f"unexpected failure: {_first_line(exc)}")
+        raise SystemExit(1) from None

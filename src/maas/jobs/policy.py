@@ -10,6 +10,7 @@ Paths are resolved (``..`` and symlinks) before the check and stay resolved in t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from maas.errors import InvalidInputError
 from maas.training.spec import BUILTIN_MODELS, DATASET_PATH_FIELDS, JobSpec
 
 __all__ = ["SubmissionPolicy"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +59,18 @@ class SubmissionPolicy:
                 )
             resolved = Path(value).resolve()
             if not any(resolved.is_relative_to(folder) for folder in self.data_dirs):
-                allowed = ", ".join(str(folder) for folder in self.data_dirs)
+                # The caller learns which of its paths is refused, never the server's folders.
+                _log.info(
+                    "job refused: dataset.%s %s resolves to %s, outside %s",
+                    name,
+                    value,
+                    resolved,
+                    ", ".join(str(folder) for folder in self.data_dirs),
+                )
                 raise InvalidInputError(
                     f"dataset.{name}: {value} is outside the folders this server lets jobs "
-                    f"read ({allowed}); the server's MAAS_JOB_DATA_DIRS sets them",
-                    {"field": f"dataset.{name}", "allowed": [str(d) for d in self.data_dirs]},
+                    "read (the server's MAAS_JOB_DATA_DIRS sets them)",
+                    {"field": f"dataset.{name}"},
                 )
             updates[name] = resolved
         if not updates:

@@ -176,12 +176,16 @@ class LocalJobRunner:
             if job.state != "running":
                 continue
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            tail = _tail(self._settings.jobs_dir / str(job_id) / "worker.log")
             if job.cancel_requested:
                 self._jobs.finish(job_id, "cancelled")
-            else:
-                error = f"the worker process ended with {how} before finishing the job"
-                self._jobs.finish(job_id, "failed", error=error + (f": {tail}" if tail else ""))
+                continue
+            # Its output (a traceback, paths) is for the server's log, not the job's record.
+            tail = _tail(self._settings.jobs_dir / str(job_id) / "worker.log")
+            _log.warning(
+                "job %d: its worker ended with %s; its output ends:\n%s", job_id, how, tail
+            )
+            error = f"the worker process ended with {how} before finishing the job"
+            self._jobs.finish(job_id, "failed", error=error + " (the server's log says why)")
 
     def _enforce_cancels(self) -> None:
         """A cancelled job stops at its next step; one that does not within the grace is killed."""

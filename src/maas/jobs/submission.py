@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import subprocess
 import sys
 from typing import Any, Final
@@ -22,6 +23,7 @@ from maas.training.spec import parse_spec
 __all__ = ["VALIDATION_TIMEOUT_S", "submit_job", "training_available", "validate_document"]
 
 VALIDATION_TIMEOUT_S: Final = 300.0
+_log = logging.getLogger(__name__)
 
 
 def training_available() -> bool:
@@ -50,12 +52,15 @@ def validate_document(document: dict[str, Any], policy: SubmissionPolicy) -> dic
             f"spec: validation took longer than {VALIDATION_TIMEOUT_S:g} s (dataset too large?)",
             {"field": "spec"},
         ) from None
+    said = result.stderr.strip()
+    if said:  # a traceback or the user's code printing: for the server's log, not the caller
+        _log.warning("the spec validator (exit code %d) wrote:\n%s", result.returncode, said)
     try:
         verdict = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise UnavailableError(
-            f"the spec validator exited with code {result.returncode}: "
-            f"{result.stderr.strip()[-500:] or 'no output'}"
+            f"the spec validator exited with code {result.returncode} before deciding "
+            "(the server's log says why)"
         ) from None
     if "error" in verdict:
         raise InvalidInputError(verdict["error"]["message"], verdict["error"]["details"])

@@ -27,7 +27,7 @@ from typing import Any, Final
 import torch
 
 from maas.config import Settings
-from maas.errors import MaasError
+from maas.errors import MaasError, describe
 from maas.registry.entities import Job
 from maas.registry.jobs import JobBook
 from maas.registry.service import Registry
@@ -167,8 +167,12 @@ def run_job(registry: Registry, job: Job, jobs_dir: Path) -> Job:
     except MaasError as error:
         return jobs.finish(job.id, "failed", error=error.message)
     except Exception as error:
-        jobs.log(job.id, traceback.format_exc(), "error")
-        return jobs.finish(job.id, "failed", error=f"{type(error).__name__}: {error}")
+        # The job's record (its error and log, which the API shows) gets one line; the
+        # traceback goes to this process's stderr, the worker.log the server keeps.
+        traceback.print_exc()
+        said = f"the job failed unexpectedly: {describe(error)} (the job's worker.log says more)"
+        jobs.log(job.id, said, "error")
+        return jobs.finish(job.id, "failed", error=said)
     finally:
         logger.removeHandler(handler)
     scalars = {k: v for k, v in version.metrics.items() if isinstance(v, int | float)}

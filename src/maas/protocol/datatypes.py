@@ -5,17 +5,30 @@ BYTES tensors are numpy ``object`` arrays whose elements are ``bytes``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
 
 from maas.errors import InvalidInputError
 
-__all__ = ["DATATYPES", "MAX_RANK", "check_rank", "datatype_of", "numpy_dtype"]
+__all__ = [
+    "DATATYPES",
+    "MAX_ELEMENTS",
+    "MAX_RANK",
+    "check_rank",
+    "check_shape",
+    "datatype_of",
+    "numpy_dtype",
+]
 
 #: The most dimensions a tensor may have: numpy's own limit (an array of more cannot
 #: exist, so a request asking for more is refused before anything is built).
 MAX_RANK: Final = 64
+#: The most elements the non-zero dimensions of a shape may multiply to: numpy refuses
+#: (ValueError) a shape whose size in bytes passes 2**63, even an empty one such as
+#: ``[0, 2**62, 4]``, so such a shape is refused first, as the caller's mistake.
+MAX_ELEMENTS: Final = 2**59
 
 _TO_NUMPY: Final[dict[str, np.dtype]] = {
     "BOOL": np.dtype(np.bool_),
@@ -64,3 +77,19 @@ def check_rank(rank: int, where: str) -> None:
             f"{where}: shape has {rank} dimensions, more than the {MAX_RANK} a tensor may have",
             {"rank": rank, "max_rank": MAX_RANK},
         )
+
+
+def check_shape(shape: Sequence[int], where: str) -> None:
+    """``InvalidInputError`` naming ``where`` unless numpy can hold a tensor of ``shape``
+    (non-negative dimensions, already checked by the caller): at most ``MAX_RANK``
+    dimensions whose non-zero ones multiply to at most ``MAX_ELEMENTS``."""
+    check_rank(len(shape), where)
+    elements = 1
+    for dim in shape:
+        elements *= dim or 1
+        if elements > MAX_ELEMENTS:
+            raise InvalidInputError(
+                f"{where}: shape {list(shape)} is too large for a tensor "
+                f"(its dimensions multiply past {MAX_ELEMENTS})",
+                {"max_elements": MAX_ELEMENTS},
+            )

@@ -42,8 +42,13 @@ def array_from_raw(
 
 
 def _bytes_array(raw: bytes | memoryview, count: int, shape: list[int], where: str) -> np.ndarray:
-    array = np.empty(count, dtype=object)
     offset, end = 0, len(raw)
+    if count * _LENGTH.size > end:  # before allocating: a shape must not size the array alone
+        raise InvalidInputError(
+            f"{where}: shape {shape} needs {count} BYTES elements, each with a 4-byte length "
+            f"prefix, but the tensor has {end} bytes"
+        )
+    array = np.empty(count, dtype=object)
     for index in range(count):
         if offset + 4 > end:
             raise InvalidInputError(

@@ -9,7 +9,7 @@ from typing import Any, Final
 import numpy as np
 import onnxruntime as ort
 
-from maas.errors import InvalidArtifactError, InvalidInputError
+from maas.errors import InvalidArtifactError, InvalidInputError, describe
 from maas.protocol.signature import Signature, TensorSpec
 from maas.runtimes.base import LoadOptions, Runtime
 from maas.runtimes.safety import refuse_executable_formats
@@ -83,8 +83,7 @@ class OnnxRuntime(Runtime):
         try:
             session = ort.InferenceSession(str(path), session_options, providers=providers)
         except Exception as exc:  # onnxruntime raises several unrelated types for bad files
-            text = str(exc).replace(str(path), path.name).strip() or type(exc).__name__
-            first_line = text.splitlines()[0]
+            first_line = describe(exc)  # one line, no server path
             raise InvalidArtifactError(f"not a loadable ONNX model: {first_line}") from exc
         return cls(session)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from maas.errors import InvalidArtifactError
+from maas.errors import InvalidArtifactError, describe
 
 __all__ = ["ArchiveLimits", "check_archive", "refuse_executable_formats"]
 
@@ -43,7 +43,7 @@ def check_archive(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> None:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InvalidArtifactError(f"the archive is not a readable zip ({exc})") from None
+        raise InvalidArtifactError(f"the archive is not a readable zip ({describe(exc)})") from None
     if len(members) > limits.max_members:
         raise InvalidArtifactError(
             f"the archive holds {len(members)} members; at most {limits.max_members} are read",

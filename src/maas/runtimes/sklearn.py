@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Final
 
-from maas.errors import InvalidArtifactError
+from maas.errors import InvalidArtifactError, describe
 from maas.runtimes.safety import check_archive, refuse_executable_formats
 from maas.store.digest import sha256_of_stream
 
@@ -53,7 +53,7 @@ def _load_trusted(path: Path) -> Any:
     try:
         untrusted: list[str] = skops.io.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises several types for a zip that is not its own
-        raise InvalidArtifactError(f"not a readable skops file: {exc}") from exc
+        raise InvalidArtifactError(f"not a readable skops file: {describe(exc)}") from exc
     refused = sorted(set(untrusted) - TRUSTED_SKOPS_TYPES)
     if refused:
         raise InvalidArtifactError(
@@ -63,7 +63,7 @@ def _load_trusted(path: Path) -> Any:
     try:
         return skops.io.load(path, trusted=untrusted)
     except Exception as exc:  # a damaged file fails in many ways
-        raise InvalidArtifactError(f"the skops file did not load: {exc}") from exc
+        raise InvalidArtifactError(f"the skops file did not load: {describe(exc)}") from exc
 
 
 def _to_onnx(model: Any) -> tuple[bytes, str]:
@@ -90,7 +90,7 @@ def _to_onnx(model: Any) -> tuple[bytes, str]:
         )
     except Exception as exc:  # skl2onnx raises RuntimeError/NotImplementedError/...
         raise InvalidArtifactError(
-            f"skl2onnx cannot convert {type(model).__name__}: {exc}"
+            f"skl2onnx cannot convert {type(model).__name__}: {describe(exc)}"
         ) from exc
     return onnx_model.SerializeToString(), type(model).__name__
 

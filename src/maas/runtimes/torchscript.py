@@ -22,7 +22,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from maas.errors import InvalidArtifactError, MaasError
+from maas.errors import InvalidArtifactError, MaasError, describe
 from maas.protocol.datatypes import numpy_dtype
 from maas.protocol.signature import Signature
 from maas.runtimes.base import LoadOptions, Runtime
@@ -99,8 +99,7 @@ class TorchScriptRuntime(Runtime):
                     str(path), map_location=device
                 )
         except Exception as exc:  # torch raises RuntimeError and others for bad archives
-            text = str(exc).replace(str(path), path.name).strip() or type(exc).__name__
-            first_line = text.splitlines()[0]
+            first_line = describe(exc)  # one line, no server path
             raise InvalidArtifactError(f"not a loadable TorchScript model: {first_line}") from exc
         check_module(module)
         module.eval()

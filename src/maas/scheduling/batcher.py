@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
@@ -57,6 +58,7 @@ OutputCheck = Callable[[Feed, int | None], None]
 
 _Payload = tuple[Mapping[str, np.ndarray], "asyncio.Future[Feed]"]
 _EWMA_WEIGHT: Final = 0.2
+_log = logging.getLogger(__name__)
 
 
 class DynamicBatcher:
@@ -222,11 +224,11 @@ class DynamicBatcher:
                 _fail(item.payload[1], error)
             raise
         except Exception as exc:
-            error = (
-                exc
-                if isinstance(exc, MaasError)
-                else ModelError(f"the model failed: {describe(exc)}")
-            )
+            if isinstance(exc, MaasError):
+                error = exc
+            else:  # callers get one line; the server's log gets the whole reason, once a batch
+                _log.error("the model failed on a batch of %d", len(batch), exc_info=exc)
+                error = ModelError(f"the model failed: {describe(exc)}")
             for item in batch:
                 _fail(item.payload[1], error)
             return

@@ -2,7 +2,11 @@
 
 ``load_dataset`` reads what a ``DatasetSpec`` names (bundled digits, ``.npz``, CSV or an image
 folder), maps labels to 0..K-1 and splits it; every problem with the data is an
-``InvalidInputError`` that names the spec field (``"dataset.path: row 3 column 'a' ..."``).
+``InvalidInputError`` that names the spec field (``"dataset.path: row 3, column 2 ..."``).
+
+A server runs these on files it was pointed at by whoever can reach its API, so errors
+name fields, rows, columns (by number) and the file's own name, never a cell, a label, a
+header or the folder a path resolved to: a message must not become a way to read files.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from maas.errors import InvalidInputError
+from maas.errors import InvalidInputError, describe
 
 if TYPE_CHECKING:
     from maas.training.spec import DatasetSpec
@@ -141,7 +145,7 @@ def _refuse(field: str, message: str) -> InvalidInputError:
 
 def _read(spec: DatasetSpec, path: Path, field: str) -> _Source:
     if not path.exists():
-        raise _refuse(field, f"{path} not found")
+        raise _refuse(field, "no such file or folder")
     if spec.kind == "npz":
         return _read_npz(path, field)
     if spec.kind == "csv":
@@ -161,7 +165,7 @@ def _read_npz(path: Path, field: str) -> _Source:
             x, labels = archive["x"], archive["y"]
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise _refuse(
-            field, f"{path.name} is not a readable .npz of plain arrays: {error}"
+            field, f"{path.name} is not a readable .npz of plain arrays: {describe(error)}"
         ) from None
     if x.dtype.kind not in "biuf" or x.ndim < 2:
         raise _refuse(field, f"x must be numeric with one row per sample, got {x.dtype} {x.shape}")
@@ -175,7 +179,15 @@ def _read_npz(path: Path, field: str) -> _Source:
 
 
 def _read_csv(path: Path, label_column: str, field: str) -> _Source:
-    """Rows are numbered as a spreadsheet shows them: the header is row 1."""
+    """Rows and columns are numbered as a spreadsheet shows them, from 1 (the header is
+    row 1); a file that is not UTF-8 CSV text is refused without quoting it."""
+    try:
+        return _read_csv_rows(path, label_column, field)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        raise _refuse(field, f"{path.name} is not a readable UTF-8 CSV file") from None
+
+
+def _read_csv_rows(path: Path, label_column: str, field: str) -> _Source:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = csv.reader(handle)
         header = next(rows, None)
@@ -183,9 +195,9 @@ def _read_csv(path: Path, label_column: str, field: str) -> _Source:
             raise _refuse(field, f"{path.name} is empty")
         if label_column not in header:
             raise InvalidInputError(
-                f"dataset.label_column: no column {label_column!r}; "
-                f"columns are {', '.join(header)}",
-                {"field": "dataset.label_column", "columns": header},
+                f"dataset.label_column: no column {label_column!r} in the header of "
+                f"{path.name} ({len(header)} columns)",
+                {"field": "dataset.label_column"},
             )
         label_at = header.index(label_column)
         if len(header) < 2:
@@ -197,13 +209,13 @@ def _read_csv(path: Path, label_column: str, field: str) -> _Source:
                 continue
             if len(row) != len(header):
                 raise _refuse(field, f"row {row_number} has {len(row)} fields, not {len(header)}")
-            features.append(_numbers(row, header, label_at, row_number, field))
+            features.append(_numbers(row, label_at, row_number, field))
             labels.append(row[label_at].strip())
     x = np.asarray(features, dtype=np.float32).reshape(len(features), len(header) - 1)
     return _Source(x, _label_array(labels), path.name)
 
 
-def _numbers(row: list[str], header: list[str], skip: int, row_at: int, field: str) -> list[float]:
+def _numbers(row: list[str], skip: int, row_at: int, field: str) -> list[float]:
     values = []
     for column, cell in enumerate(row):
         if column == skip:
@@ -212,9 +224,8 @@ def _numbers(row: list[str], header: list[str], skip: int, row_at: int, field: s
             value = float(cell)
         except ValueError:
             value = math.nan
-        if not math.isfinite(value):
-            name = header[column]
-            raise _refuse(field, f"row {row_at} column {name!r} is not a number ({cell!r})")
+        if not math.isfinite(value):  # the cell is not quoted: it is the file's content
+            raise _refuse(field, f"row {row_at}, column {column + 1} is not a number")
         values.append(value)
     return values
 
@@ -232,7 +243,7 @@ def _read_images(spec: DatasetSpec, root: Path, field: str) -> _Source:
     from PIL import Image, UnidentifiedImageError
 
     if not root.is_dir():
-        raise _refuse(field, f"{root} is not a folder of class sub-folders")
+        raise _refuse(field, "not a folder of class sub-folders")
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     pixels: list[np.ndarray] = []
     labels: list[str] = []
@@ -247,8 +258,12 @@ def _read_images(spec: DatasetSpec, root: Path, field: str) -> _Source:
                     height, width = spec.image_size
                     image = image.resize((width, height), Image.Resampling.BILINEAR)
                 array = np.asarray(image, dtype=np.float32)
-            except (OSError, UnidentifiedImageError) as error:
-                raise _refuse(field, f"image {name} is not a readable PNG/JPEG: {error}") from None
+            except Image.DecompressionBombError:
+                raise _refuse(
+                    field, f"image {name} has more pixels than this server reads in one image"
+                ) from None
+            except (OSError, UnidentifiedImageError, ValueError):
+                raise _refuse(field, f"image {name} is not a readable PNG/JPEG") from None
             if first is None:
                 first = (name, array.shape)
             elif array.shape != first[1]:
@@ -260,7 +275,7 @@ def _read_images(spec: DatasetSpec, root: Path, field: str) -> _Source:
             pixels.append(array)
             labels.append(folder.name)
     if not pixels:
-        raise _refuse(field, f"no PNG/JPEG images in class sub-folders of {root}")
+        raise _refuse(field, "no PNG/JPEG images in its class sub-folders")
     x = np.stack(pixels)
     x = x[:, None, :, :] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     if spec.normalize:
@@ -274,9 +289,10 @@ def _size(shape: tuple[int, ...]) -> str:
 
 def _encode(labels: np.ndarray, class_names: tuple[str, ...], field: str) -> np.ndarray:
     index = {name: i for i, name in enumerate(class_names)}
-    unknown = sorted({str(label) for label in labels.tolist()} - index.keys())
-    if unknown:
-        raise _refuse(field, f"labels {unknown[:5]} are not among the training classes")
+    unknown = {str(label) for label in labels.tolist()} - index.keys()
+    if unknown:  # the labels are the file's content: counted, not quoted
+        count = f"{len(unknown)} distinct value" + ("s" if len(unknown) > 1 else "")
+        raise _refuse(field, f"holds labels that are not among the training classes ({count})")
     return np.asarray([index[str(label)] for label in labels.tolist()], dtype=np.int64)
 
 
@@ -303,7 +319,7 @@ def _split(
     """Stratified by ratio, or by the given files (mapped with the training classes)."""
     class_names = tuple(str(label) for label in np.unique(source.labels).tolist())
     if len(class_names) < 2:
-        raise _refuse("dataset.path", f"needs at least two classes, found {list(class_names)}")
+        raise _refuse("dataset.path", f"needs at least two classes, found {len(class_names)}")
     x, y = source.x, _encode(source.labels, class_names, "dataset.path")
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None

@@ -14,7 +14,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from maas.errors import InvalidArtifactError, MaasError
+from maas.errors import InvalidArtifactError, MaasError, describe
 
 __all__ = [
     "OPSET",
@@ -87,7 +87,7 @@ def export_onnx(
     try:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise InvalidArtifactError(f"exported ONNX model is invalid: {exc}") from exc
+        raise InvalidArtifactError(f"exported ONNX model is invalid: {describe(exc)}") from exc
     verify_onnx(model, sample, path, max_abs_diff=max_abs_diff)
 
 

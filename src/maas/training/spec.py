@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from maas.errors import InvalidInputError
+from maas.errors import InvalidInputError, describe
 from maas.training.datasets import load_dataset
 
 __all__ = [
@@ -286,10 +286,11 @@ def _check_factory(name: str) -> None:
     module_name, _, attribute = name.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as error:
+    except Exception as error:  # the user's module may raise anything while it imports
         raise InvalidInputError(
-            f"model.name: cannot import module {module_name!r}: {error}", {"field": "model.name"}
-        ) from None
+            f"model.name: cannot import module {module_name!r}: {describe(error)}",
+            {"field": "model.name"},
+        ) from error
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise InvalidInputError(

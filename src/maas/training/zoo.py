@@ -15,7 +15,7 @@ from typing import Any, Final
 import torch
 from torch import nn
 
-from maas.errors import InvalidInputError
+from maas.errors import InvalidInputError, describe
 
 __all__ = ["ClassifierHead", "build_mlp", "build_model", "parameter_count"]
 
@@ -193,7 +193,7 @@ def _factory(name: str) -> Callable[..., Any]:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError) as exc:
         raise InvalidInputError(
-            f"model.name: cannot load factory {name!r}: {exc}",
+            f"model.name: cannot load factory {name!r}: {describe(exc)}",
             {"field": "model.name", "value": name},
         ) from exc
     if not callable(factory):

@@ -134,7 +134,7 @@ def test_execute_error_reaches_every_request_of_the_batch_and_stats_are_reported
         batcher = DynamicBatcher(
             broken, BatchingPolicy(), on_batch=lambda r, q, c: stats.append((r, q, c))
         )
-        with pytest.raises(ModelError, match="the model failed: RuntimeError: boom"):
+        with pytest.raises(ModelError, match=r"^the model failed: boom$"):
             await batcher.submit(request(1, 3, 1))
         ok = DynamicBatcher(
             FakeModel().execute,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import struct
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -107,20 +109,81 @@ def test_unreadable_spec_file_is_refused(tmp_path: Path) -> None:
 
 def test_missing_data_file_is_refused(tmp_path: Path) -> None:
     error = _refused("dataset.path", validate_spec, _csv_spec(tmp_path / "nope.csv"))
-    assert "not found" in error.message
+    assert error.message == "dataset.path: no such file or folder"  # no server path echoed
 
 
-def test_unknown_label_column_lists_the_columns(tmp_path: Path) -> None:
-    path = _csv(tmp_path / "d.csv", "a,b,label\n1,2,x\n")
+def test_unknown_label_column_counts_the_columns_without_quoting_the_header(
+    tmp_path: Path,
+) -> None:
+    path = _csv(tmp_path / "d.csv", "a,SECRET_HEADER,label\n1,2,x\n")
     error = _refused("dataset.label_column", validate_spec, _csv_spec(path, "kind"))
-    assert error.message == "dataset.label_column: no column 'kind'; columns are a, b, label"
+    assert error.message == (
+        "dataset.label_column: no column 'kind' in the header of d.csv (3 columns)"
+    )
+    assert error.details == {"field": "dataset.label_column"}
 
 
-@pytest.mark.parametrize("cell", ["nan", "abc", ""])
-def test_nan_or_non_numeric_feature_names_row_and_column(tmp_path: Path, cell: str) -> None:
+@pytest.mark.parametrize("cell", ["nan", "abc", "", "SECRET_LINE_IN_FILE"])
+def test_nan_or_non_numeric_feature_names_row_and_column_not_the_cell(
+    tmp_path: Path, cell: str
+) -> None:
     path = _csv(tmp_path / "d.csv", f"a,b,label\n1,2,x\n3,{cell},y\n")
     error = _refused("dataset.path", validate_spec, _csv_spec(path))
-    assert "row 3 column 'b' is not a number" in error.message
+    assert error.message == "dataset.path: row 3, column 2 is not a number"
+
+
+@pytest.mark.parametrize(
+    "content", [b"\x89PNG\r\n\x1a\n\xff\xfe SECRET", b"a,b,label\n1,2,x\n3,4,\xff\xfeSECRET\n"]
+)
+def test_a_file_that_is_not_csv_text_is_refused_without_quoting_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    error = _refused("dataset.path", validate_spec, _csv_spec(path))
+    assert error.message == "dataset.path: d.csv is not a readable UTF-8 CSV file"
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG header claiming ``width`` x ``height`` pixels, with no pixels behind it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_an_image_claiming_too_many_pixels_is_refused_naming_it(tmp_path: Path) -> None:
+    """PIL's DecompressionBombError is no OSError: it escaped the check as a traceback."""
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        Image.new("L", (4, 4)).save(tmp_path / label / "a.png")
+    (tmp_path / "dog" / "b.png").write_bytes(_png_claiming(20_000, 20_000))
+    spec = parse_spec({"dataset": {"kind": "images", "path": str(tmp_path)}})
+    error = _refused("dataset.path", validate_spec, spec)
+    assert error.message == (
+        "dataset.path: image dog/b.png has more pixels than this server reads in one image"
+    )
+
+
+def test_labels_outside_the_training_classes_are_counted_not_quoted(tmp_path: Path) -> None:
+    rows = "".join(f"{i},{'ab'[i % 2]}\n" for i in range(12))
+    train = _csv(tmp_path / "t.csv", "f,label\n" + rows)
+    validation = _csv(tmp_path / "v.csv", "f,label\n1,a\n2,SECRET_LABEL\n")
+    spec = parse_spec(
+        {
+            "dataset": {
+                "kind": "csv",
+                "path": str(train),
+                "label_column": "label",
+                "validation_path": str(validation),
+            }
+        }
+    )
+    error = _refused("dataset.validation_path", validate_spec, spec)
+    assert error.message.endswith("not among the training classes (1 distinct value)")
 
 
 def test_inconsistent_image_sizes_are_refused(tmp_path: Path) -> None:

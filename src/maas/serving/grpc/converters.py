@@ -17,7 +17,7 @@ from google.protobuf import json_format  # type: ignore[import-untyped]  # no pr
 from tritonclient.grpc import model_config_pb2, service_pb2
 
 from maas.errors import InvalidInputError
-from maas.protocol.datatypes import check_rank, numpy_dtype
+from maas.protocol.datatypes import check_rank, check_shape, numpy_dtype
 from maas.protocol.raw import array_from_raw, raw_from_array
 from maas.protocol.types import InferRequest, InferResponse, RequestedOutput, Tensor
 
@@ -81,6 +81,7 @@ def _shape(tensor: Any, where: str) -> tuple[tuple[int, ...], int]:
     shape = tuple(int(d) for d in tensor.shape)
     if any(d < 0 for d in shape):
         raise InvalidInputError(f"{where}: shape {list(shape)} has a negative dimension")
+    check_shape(shape, where)
     return shape, math.prod(shape)
 
 

@@ -28,8 +28,9 @@ STATUS_BY_CODE: Final[dict[str, grpc.StatusCode]] = {
     errors.NotServableError.code: grpc.StatusCode.FAILED_PRECONDITION,
     errors.RegistryMismatchError.code: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PayloadTooLargeError.code: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.InsufficientStorageError.code: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.UnavailableError.code: grpc.StatusCode.UNAVAILABLE,
-    errors.QueueFullError.code: grpc.StatusCode.UNAVAILABLE,
+    errors.QueueFullError.code: grpc.StatusCode.RESOURCE_EXHAUSTED,  # what Triton answers
     errors.WorkerCrashedError.code: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExceededError.code: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.IntegrityError.code: grpc.StatusCode.INTERNAL,
@@ -42,8 +43,10 @@ def grpc_status(exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The status and message answering ``exc``; unexpected errors are logged."""
     if isinstance(exc, MaasError):
         status = STATUS_BY_CODE.get(exc.code, grpc.StatusCode.INTERNAL)
-        if status == grpc.StatusCode.INTERNAL:
+        if exc.code in errors.TRANSIENT_CODES:  # expected under load: not ERROR
+            log.info("%s: %s", exc.code, exc.message)
+        elif status == grpc.StatusCode.INTERNAL:
             log.error("%s: %s", exc.code, exc.message)
         return status, exc.message
     log.exception("unexpected error", exc_info=exc)
-    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}"
+    return grpc.StatusCode.INTERNAL, "internal error (the server's log says why)"

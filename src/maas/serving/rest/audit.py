@@ -28,7 +28,9 @@ def audit_router(api: ApiContext) -> APIRouter:
             str | None, Query(description="One kind (alias.set) or a family (alias).")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before: Annotated[int | None, Query(ge=1, description="Events older than this id.")] = None,
+        before: Annotated[
+            int | None, Query(ge=1, le=2**63 - 1, description="Events older than this id.")
+        ] = None,
     ) -> list[AuditOut]:
         events = await api.call(api.control.audit, model, action=action, limit=limit, before=before)
         return [AuditOut.model_validate(e.to_dict()) for e in events]

@@ -5,14 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from maas.control.access import Reach, Scope
 from maas.registry.entities import Job
+from maas.registry.jobs import MAX_JOB_ID
 from maas.serving.rest.context import ApiContext, actor
 
 __all__ = ["jobs_router"]
+
+#: A job id in the path: a positive 64-bit integer (a larger one answers 400, not 500).
+JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="The job's id.")]
 
 
 class JobOut(BaseModel):
@@ -90,17 +94,19 @@ def jobs_router(api: ApiContext) -> APIRouter:
         summary="A job's state, progress, ETA and latest metrics",
         dependencies=read,
     )
-    async def show(job_id: int) -> JobOut:
+    async def show(job_id: JobId) -> JobOut:
         return _job_out(await api.call(jobs.get, job_id))
 
     @router.get("/{job_id}/metrics", summary="A job's metrics, epoch by epoch", dependencies=read)
-    async def metrics(job_id: int) -> JobMetricsOut:
+    async def metrics(job_id: JobId) -> JobMetricsOut:
         return JobMetricsOut(job=job_id, epochs=await api.call(jobs.epochs, job_id))
 
     @router.get("/{job_id}/logs", summary="A job's log lines", dependencies=read)
     async def logs(
-        job_id: int,
-        after: Annotated[int, Query(ge=0, description="Only lines with a larger id.")] = 0,
+        job_id: JobId,
+        after: Annotated[
+            int, Query(ge=0, le=MAX_JOB_ID, description="Only lines with a larger id.")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> JobLogsOut:
         lines = await api.call(jobs.logs, job_id, after=after, limit=limit)
@@ -109,7 +115,7 @@ def jobs_router(api: ApiContext) -> APIRouter:
         )
 
     @router.post("/{job_id}/cancel", summary="Cancel a queued or running job", dependencies=train)
-    async def cancel(request: Request, job_id: int) -> JobOut:
+    async def cancel(request: Request, job_id: JobId) -> JobOut:
         """A queued job is cancelled at once; a running one stops at its next training step
         (the reply shows ``cancel_requested``). 409 when the job has already ended."""
         return _job_out(await api.call(jobs.cancel, job_id, actor=actor(request)))
@@ -119,7 +125,7 @@ def jobs_router(api: ApiContext) -> APIRouter:
         summary="Queue a failed or cancelled job again",
         dependencies=train,
     )
-    async def resume(request: Request, job_id: int) -> JobOut:
+    async def resume(request: Request, job_id: JobId) -> JobOut:
         """It continues after its last checkpointed epoch. 409 unless failed or cancelled."""
         return _job_out(await api.call(jobs.resume, job_id, actor=actor(request)))
 

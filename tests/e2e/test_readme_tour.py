@@ -92,6 +92,7 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         assert "archived my-model version 1" in printed, shown
         assert "queued" in printed or "cancelled" in printed, shown
         assert "serves another registry" not in tour.stderr, shown
+        assert "the same bytes again: 200" in printed, shown  # an upload retried is no copy
         assert "without a key: 401" in printed, shown  # the security model's first key
         assert "with the key: 200" in printed, shown  # ...and the predict-only key infers
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 
@@ -35,6 +36,16 @@ def serve(
         help="Server processes sharing the ports (default 1, or MAAS_WORKERS). More processes "
         "spread per-request work over cores; fewer form bigger batches.",
     ),
+    tls_cert: Path = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="PEM certificate (chain): serve REST and gRPC over TLS only (with --tls-key; "
+        "or MAAS_TLS_CERT).",
+    ),
+    tls_key: Path = typer.Option(
+        None, exists=True, dir_okay=False, help="PEM private key of --tls-cert (or MAAS_TLS_KEY)."
+    ),
     auth: AuthMode = typer.Option(
         None,
         help="API keys (default auto, or MAAS_AUTH): 'auto' requires one once any exists "
@@ -51,7 +62,13 @@ def serve(
     from maas.serving.server import serve as run_server
 
     current = settings(
-        host=host, port=port, grpc_port=grpc_port, workers=workers, auth=auth and auth.value
+        host=host,
+        port=port,
+        grpc_port=grpc_port,
+        workers=workers,
+        auth=auth and auth.value,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     run_server(current, before_start=_announce)  # announces once both ports are held
 

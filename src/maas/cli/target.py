@@ -91,7 +91,12 @@ def api_key(current: Settings) -> str | None:
     return current.api_key.get_secret_value().strip() or None
 
 
-def _probe(base_url: str, key: str | None) -> RegistryInfo | None:
+def verify(current: Settings) -> bool | str:
+    """What TLS certificates the CLI trusts: ``MAAS_CA_BUNDLE``, else the system's."""
+    return str(current.ca_bundle) if current.ca_bundle is not None else True
+
+
+def _probe(base_url: str, key: str | None, trust: bool | str) -> RegistryInfo | None:
     """The registry a server at ``base_url`` serves, or None when nothing maas answers;
     ``UnauthenticatedError``/``ForbiddenError`` when a maas server there refuses to say."""
     import httpx
@@ -99,7 +104,7 @@ def _probe(base_url: str, key: str | None) -> RegistryInfo | None:
     from maas.client import Client
 
     try:
-        with Client(base_url, api_key=key, timeout_s=_PROBE_TIMEOUT_S) as client:
+        with Client(base_url, api_key=key, timeout_s=_PROBE_TIMEOUT_S, verify=trust) as client:
             return client.registry()
     except (UnauthenticatedError, ForbiddenError):
         raise
@@ -137,7 +142,7 @@ def open_target(*, needs_server: bool = False) -> Iterator[Target]:
 
     choice = _choice()
     current = settings()
-    key = api_key(current)
+    key, trust = api_key(current), verify(current)
     explicit = choice.server or current.server
     if choice.local:
         if needs_server:
@@ -146,11 +151,11 @@ def open_target(*, needs_server: bool = False) -> Iterator[Target]:
             yield local
         return
     if explicit:
-        with Client(explicit.rstrip("/"), api_key=key, timeout_s=600.0) as client:
+        with Client(explicit.rstrip("/"), api_key=key, timeout_s=600.0, verify=trust) as client:
             yield client
         return
     try:
-        served = _probe(current.base_url, key)
+        served = _probe(current.base_url, key, trust)
     except (UnauthenticatedError, ForbiddenError) as refused:
         if needs_server:
             raise type(refused)(_refusal(current.base_url, key, refused), refused.details) from None
@@ -176,7 +181,9 @@ def open_target(*, needs_server: bool = False) -> Iterator[Target]:
         own = local.registry().id
         if served.id == own:
             local.close()
-            with Client(current.base_url, api_key=key, timeout_s=600.0, registry_id=own) as client:
+            with Client(
+                current.base_url, api_key=key, timeout_s=600.0, registry_id=own, verify=trust
+            ) as client:
                 yield client
             return
         if needs_server:

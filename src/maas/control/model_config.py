@@ -4,7 +4,7 @@ The document users write (JSON or TOML)::
 
     {"batching": {"max_batch_size": 32, "max_queue_delay_s": 0.0,
                   "preferred_batch_sizes": [], "max_queue_size": 1024,
-                  "default_timeout_s": null},
+                  "default_timeout_s": null, "max_requests_per_s": null},
      "instances": {"count": 1, "kind": "auto", "intra_op_threads": null, "spinning": false,
                    "inline_max_s": 0.0002},
      "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],   # optional
@@ -43,6 +43,9 @@ class BatchingConfig(BaseModel):
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     max_queue_size: int = Field(1024, ge=1, le=1_000_000)
     default_timeout_s: float | None = Field(None, gt=0)
+    max_requests_per_s: float | None = Field(
+        None, gt=0, le=1e6, description="Requests a second this version takes (beyond: 429)."
+    )
 
     @model_validator(mode="after")
     def _preferred_within_max(self) -> BatchingConfig:
@@ -140,6 +143,7 @@ class ModelConfig(BaseModel):
             preferred_batch_sizes=tuple(b.preferred_batch_sizes),
             max_queue_size=b.max_queue_size,
             default_timeout_s=b.default_timeout_s,
+            max_requests_per_s=b.max_requests_per_s,
         )
 
     def instance_policy(self) -> InstancePolicy:

@@ -15,7 +15,9 @@ class BatchingPolicy:
     ``max_batch_size`` counts rows (the first dim summed over requests); 0 or 1 turns
     batching off. A request waits at most ``max_queue_delay_s`` for companions, and a
     batch that reaches ``max_batch_size`` or one of ``preferred_batch_sizes`` leaves at
-    once. At most ``max_queue_size`` requests wait; one more is refused (503).
+    once. At most ``max_queue_size`` requests wait; one more is refused (503). With
+    ``max_requests_per_s``, requests beyond that rate (a token bucket holding one second's
+    worth) are refused (429) before they queue.
     """
 
     max_batch_size: int = 32
@@ -23,6 +25,7 @@ class BatchingPolicy:
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_size: int = 1024
     default_timeout_s: float | None = None
+    max_requests_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

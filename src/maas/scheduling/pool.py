@@ -33,6 +33,11 @@ class InstancePool(Protocol):
     @property
     def capacity(self) -> int: ...
 
+    @property
+    def failed(self) -> str | None:
+        """Why the pool can no longer serve (its workers gave up restarting), else None."""
+        ...
+
     async def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
     async def close(self) -> None: ...
@@ -72,6 +77,10 @@ class ThreadInstancePool:
             for i in range(len(self._runtimes))
         ]
         self._slots = InstanceSlots(len(self._runtimes))
+
+    @property
+    def failed(self) -> str | None:
+        return None  # threads do not crash on their own: a crash takes the server with them
 
     @property
     def capacity(self) -> int:

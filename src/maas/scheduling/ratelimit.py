@@ -1,4 +1,4 @@
-"""A token bucket: the one rate limiter (per key, for refusal records)."""
+"""A token bucket: the one rate limiter (per key, per version, for refusal records)."""
 
 from __future__ import annotations
 

@@ -30,10 +30,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from maas.errors import RateLimitedError
 from maas.scheduling.batcher import BatchHook, DynamicBatcher, OutputCheck
 from maas.scheduling.clock import Clock
 from maas.scheduling.policy import BatchingPolicy
 from maas.scheduling.pool import InstancePool
+from maas.scheduling.ratelimit import TokenBucket
 
 __all__ = ["VersionScheduler"]
 
@@ -65,6 +67,8 @@ class VersionScheduler:
             batching = replace(batching, max_batch_size=1, preferred_batch_sizes=())
         self.batching = batching
         self._pool = pool
+        rate = batching.max_requests_per_s
+        self._rate = None if rate is None else TokenBucket(rate, rate)
         self._batcher = DynamicBatcher(
             pool.run,
             batching,
@@ -92,7 +96,14 @@ class VersionScheduler:
     async def submit(
         self, feed: Mapping[str, np.ndarray], timeout_s: float | None = None
     ) -> dict[str, np.ndarray]:
-        """This request's outputs; see ``DynamicBatcher.submit`` for the errors."""
+        """This request's outputs; see ``DynamicBatcher.submit`` for the errors, and
+        ``RateLimitedError`` beyond ``max_requests_per_s``."""
+        if self._rate is not None and (wait_s := self._rate.take()):
+            raise RateLimitedError(
+                f"this version takes at most {self.batching.max_requests_per_s:g} requests a "
+                "second (batching.max_requests_per_s)",
+                {"retry_after_s": round(wait_s, 3)},
+            )
         return await self._batcher.submit(feed, timeout_s=timeout_s)
 
     async def drain(self) -> None:

@@ -6,7 +6,11 @@ Pickle on that pipe is safe: both ends are this program; nothing user-uploaded i
 unpickled. In the server, one thread per worker waits on its pipe (threads are made
 once, never per request) and watches the process sentinel too, so a worker killed by a
 signal, a segfault or ``os._exit`` fails its request with ``WorkerCrashedError`` at
-once; the next call on that slot starts a replacement first.
+once; the next call on that slot starts a replacement first. A worker that keeps dying
+(``RestartPolicy``) is restarted after a delay that doubles with each crash in a row,
+calls failing fast meanwhile (503 with Retry-After), and after ``give_up_after`` crashes in
+a row its slot stays down: ``ProcessInstancePool.failed`` says why, and the server takes
+the version out of service (other versions are not affected).
 
 A worker runs the model's own code (TorchScript is a program), so once the model has
 loaded it gives up what it can (``_drop_privileges``): no new privileges ever (setuid
@@ -25,8 +29,10 @@ import os
 import pwd
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -34,11 +40,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from maas.errors import MaasError, UnavailableError, WorkerCrashedError
+from maas.errors import MaasError, ModelError, UnavailableError, WorkerCrashedError, describe
 from maas.runtimes.base import LoadOptions
 from maas.scheduling.slots import InstanceSlots
 
-__all__ = ["ProcessInstancePool", "WorkerBudget"]
+__all__ = ["ProcessInstancePool", "RestartPolicy", "WorkerBudget"]
 
 #: How long a worker may take to import its framework and load the model.
 LOAD_TIMEOUT_S: Final = 300.0
@@ -51,13 +57,33 @@ _PR_SET_NO_NEW_PRIVS: Final = 38
 Feed = dict[str, np.ndarray]
 
 
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """How a crashed worker comes back: at once the first time; after ``first_delay_s``
+    doubling up to ``max_delay_s`` for each further crash in a row; never after
+    ``give_up_after`` crashes in a row. A worker up for ``stable_s`` starts a new row."""
+
+    first_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    give_up_after: int = 6
+    stable_s: float = 60.0
+
+    def delay_s(self, crashes: int) -> float:
+        """The wait before restarting after ``crashes`` crashes in a row (1: none)."""
+        if crashes <= 1:
+            return 0.0
+        return float(min(self.first_delay_s * 2.0 ** (crashes - 2), self.max_delay_s))
+
+
 class WorkerBudget:
     """How many worker processes one server may run at once, over all its versions: each
     is a process of its own (a TorchScript one holds ~200 MB), so a config cannot ask for
-    more than the machine holds. A pool reserves its workers before it starts any."""
+    more than the machine holds. A pool reserves its workers before it starts any, and
+    restarts them as ``restart`` says."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, restart: RestartPolicy | None = None) -> None:
         self.limit = limit
+        self.restart = restart or RestartPolicy()
         self._used = 0
         self._lock = threading.Lock()
 
@@ -130,19 +156,26 @@ def _reply(conn: Connection, status: str, value: Any) -> None:
         if status == "ok":
             conn.send(("error", MaasError(f"the model's outputs cannot be sent back: {exc}")))
         else:
-            conn.send(("error", MaasError(f"{type(value).__name__}: {value}")))
+            conn.send(("error", ModelError(f"the model failed: {describe(value)}")))
 
 
 class _Worker:
     """One instance slot: its process (restarted as needed) and the thread that talks to it."""
 
-    def __init__(self, index: int, spec: tuple[str, str, LoadOptions]) -> None:
+    def __init__(
+        self, index: int, spec: tuple[str, str, LoadOptions], restart: RestartPolicy
+    ) -> None:
         self.index = index
         self._spec = spec
+        self._restart_policy = restart
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"maas-worker-{index}")
         self.process: BaseProcess | None = None
         self._conn: Connection | None = None
         self.closing = threading.Event()
+        self.crashes = 0  # in a row
+        self.failed: str | None = None  # set once it crashed give_up_after times in a row
+        self._started_at_s = 0.0
+        self._not_before_s = 0.0
 
     def call(self, feed: Mapping[str, np.ndarray]) -> Feed:
         """Run on ``executor``: ensure the process is up, send ``feed``, await the reply."""
@@ -161,7 +194,18 @@ class _Worker:
             raise UnavailableError("the instance pool is closed")
         if self._conn is not None and self.process is not None and self.process.is_alive():
             return self._conn
+        if self.process is not None:  # it died between calls: a crash like any other
+            self._crashed()
         self._reap()
+        if self.failed is not None:
+            raise WorkerCrashedError(self.failed, {"crashes": self.crashes})
+        wait_s = self._not_before_s - time.monotonic()
+        if wait_s > 0:
+            raise WorkerCrashedError(
+                f"the worker process crashed {self.crashes} times in a row; it is restarted "
+                f"in {wait_s:.1f} s",
+                {"crashes": self.crashes, "retry_after_s": round(wait_s, 3)},
+            )
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         artifact_format, path, options = self._spec
@@ -174,6 +218,7 @@ class _Worker:
         process.start()
         child.close()
         self.process, self._conn = process, parent
+        self._started_at_s = time.monotonic()
         if self.closing.is_set():  # close() ran while we started it
             self.stop()
         status, value = self._receive(parent, timeout_s=LOAD_TIMEOUT_S)
@@ -204,12 +249,26 @@ class _Worker:
         self._reap()
         if self.closing.is_set():
             return UnavailableError("the instance pool is closed")
-        with contextlib.suppress(RuntimeError):  # executor already shut down
-            self.executor.submit(self._restart)  # runs right after this call, on this thread
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        policy = self._restart_policy
+        stable = time.monotonic() - self._started_at_s >= policy.stable_s
+        self.crashes = 1 if stable else self.crashes + 1
+        if self.crashes >= policy.give_up_after:
+            self.failed = (
+                f"its worker process crashed {self.crashes} times in a row (last: {how}); "
+                "it is no longer restarted"
+            )
+            return WorkerCrashedError(self.failed, {"exitcode": code, "crashes": self.crashes})
+        delay_s = policy.delay_s(self.crashes)
+        self._not_before_s = time.monotonic() + delay_s
+        if delay_s == 0:
+            with contextlib.suppress(RuntimeError):  # executor already shut down
+                self.executor.submit(self._restart)  # right after this call, on this thread
         return WorkerCrashedError(
-            f"the worker process running this request died ({how}); it is being restarted",
-            {"exitcode": code},
+            f"the worker process running this request died ({how}); it is being restarted"
+            + (f" in {delay_s:.1f} s" if delay_s else ""),
+            {"exitcode": code, "crashes": self.crashes}
+            | ({"retry_after_s": delay_s} if delay_s else {}),
         )
 
     def _reap(self) -> None:
@@ -256,6 +315,7 @@ class ProcessInstancePool:
         options: LoadOptions,
         count: int,
         budget: WorkerBudget | None = None,
+        restart: RestartPolicy | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("a pool needs at least one worker")
@@ -263,7 +323,8 @@ class ProcessInstancePool:
             budget.reserve(count)
         self._budget = budget
         spec = (artifact_format, str(path), options)
-        self._workers = [_Worker(i, spec) for i in range(count)]
+        restart = restart or (budget.restart if budget is not None else RestartPolicy())
+        self._workers = [_Worker(i, spec, restart) for i in range(count)]
         self._slots = InstanceSlots(count)
         # Start every worker now, in its own slot thread: calls queue behind the load.
         self._starting: list[Future[Connection]] = [
@@ -273,6 +334,12 @@ class ProcessInstancePool:
     @property
     def capacity(self) -> int:
         return len(self._workers)
+
+    @property
+    def failed(self) -> str | None:
+        """Why the pool cannot serve any more (every worker gave up), else None."""
+        reasons = [w.failed for w in self._workers]
+        return reasons[0] if all(reasons) else None
 
     @property
     def pids(self) -> list[int | None]:

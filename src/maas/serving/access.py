@@ -19,9 +19,9 @@ from typing import Final
 
 from maas.config import Settings
 from maas.control.access import KeyRing, Principal, Requirement
-from maas.control.limits import TokenBucket
 from maas.errors import ForbiddenError, MaasError, RateLimitedError, UnauthenticatedError
 from maas.registry.keys import KeyBook
+from maas.scheduling.ratelimit import TokenBucket
 
 __all__ = [
     "Gatekeeper",

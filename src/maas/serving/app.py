@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp
 
 from maas import __version__
 from maas.config import Settings
@@ -18,8 +17,9 @@ from maas.control.access import KeyRing
 from maas.errors import MaasError, UnavailableError
 from maas.jobs.policy import SubmissionPolicy
 from maas.jobs.runner import JobRunner, LocalJobRunner
+from maas.protocol.json_codec import JsonLimits
 from maas.registry.service import Registry
-from maas.scheduling.workers import WorkerBudget
+from maas.scheduling.workers import RestartPolicy, WorkerBudget
 from maas.serving.access import Gatekeeper, exposure_problem, is_loopback, warn_if_open
 from maas.serving.dataplane import DataPlane
 from maas.serving.deployments import Deployments
@@ -47,10 +47,12 @@ __all__ = ["build_app"]
 
 log = logging.getLogger(__name__)
 
+_COLLECT_INTERVAL_S = 600.0
+
 
 def build_app(
     settings: Settings, registry: Registry | None = None, runner: JobRunner | None = None
-) -> ASGIApp:
+) -> InferenceLane:
     """Build the server. ``registry`` defaults to the one ``settings`` names (migrated);
     ``runner`` to a ``LocalJobRunner`` running ``settings.job_concurrency`` jobs at a time.
 
@@ -58,7 +60,7 @@ def build_app(
     (everything else: health, metadata, management API, OpenAPI).
     """
     owns_registry = registry is None
-    registry = registry or Registry.from_settings(settings, upgrade=True)
+    registry = registry or Registry.from_settings(settings, upgrade=True, server=True)
     runner = runner or LocalJobRunner(registry.jobs, settings)
     keyring = KeyRing(
         registry.keys,
@@ -72,7 +74,11 @@ def build_app(
     warn_if_open(settings)
     gatekeeper = Gatekeeper(keyring, registry.keys)
     limits = ResidencyLimits(settings.max_loaded_bytes, settings.max_loaded_versions)
-    deployments = Deployments(registry, limits, WorkerBudget(settings.max_worker_processes))
+    restart = RestartPolicy(
+        settings.worker_restart_delay_s, give_up_after=settings.worker_max_crashes
+    )
+    workers = WorkerBudget(settings.max_worker_processes, restart)
+    deployments = Deployments(registry, limits, workers)
     warmup = ServerWarmup(deployments)
     control = ControlPlane.build(
         registry,
@@ -90,6 +96,7 @@ def build_app(
         settings.host,
         settings.grpc_port,
         settings.grpc_max_message_bytes,
+        tls=settings.tls_files,
     )
 
     @contextlib.asynccontextmanager
@@ -102,6 +109,7 @@ def build_app(
             await grpc_server.start()
         refresher = asyncio.create_task(deployments.run_refresh_loop(settings.refresh_interval_s))
         key_refresher = asyncio.create_task(_refresh_keys(keyring, settings.refresh_interval_s))
+        collector = asyncio.create_task(_collect_garbage(registry, _COLLECT_INTERVAL_S))
         # Everything loaded so far lives as long as the server: keep it out of the garbage
         # collector's full passes, which otherwise stall the event loop for tens of ms.
         gc.collect()
@@ -109,7 +117,7 @@ def build_app(
         try:
             yield
         finally:
-            for task in (refresher, key_refresher):
+            for task in (refresher, key_refresher, collector):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -151,7 +159,19 @@ def build_app(
         gatekeeper,
         headers,
         settings.max_request_size_bytes,
+        JsonLimits(settings.json_max_depth, settings.json_max_keys, settings.json_max_elements),
     )
+
+
+async def _collect_garbage(registry: Registry, interval_s: float) -> None:
+    """At start, then every ``interval_s``: what killed uploads left (temporary files,
+    orphaned artifacts) goes (``Registry.collect_garbage``)."""
+    while True:
+        try:
+            await asyncio.to_thread(registry.collect_garbage)
+        except Exception:  # the database is away, say: try again next time
+            log.exception("could not collect what killed uploads left")
+        await asyncio.sleep(interval_s)
 
 
 async def _refresh_keys(keyring: KeyRing, interval_s: float) -> None:

@@ -104,6 +104,10 @@ class Deployments:
                 log.exception("refreshing deployments from the registry failed")
 
     async def _apply(self) -> None:
+        for key, deployment in list(self._loaded.items()):  # workers that gave up restarting
+            if (reason := deployment.pool.failed) is not None:
+                self._retire(key, reason)
+                self._record_failure(key, reason)
         for name in [n for n in self._routes if n not in self._snapshot]:
             del self._routes[name]
             self._holds.pop(name, None)

@@ -207,31 +207,67 @@ def test_a_flood_of_refused_attempts_writes_a_bounded_number_of_records(
     assert recorded >= 20
 
 
+def _refusals_bound(statuses: list[int], elapsed_s: float, rate: float, burst: float) -> None:
+    """A bucket of ``burst`` refilled at ``rate``: the first ``burst`` pass; of the rest,
+    at most ``rate * elapsed_s`` (+1 for the partial token) do (whatever the machine's
+    speed, so the bound holds under load too)."""
+    assert statuses[: int(burst)] == [200] * int(burst), statuses
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(429) >= len(statuses) - burst - rate * elapsed_s - 1, (
+        statuses,
+        elapsed_s,
+    )
+
+
 def test_a_key_over_its_rate_gets_429_and_resource_exhausted(
     guarded: tuple[Endpoints, dict[str, str]],
 ) -> None:
     endpoints, tokens = guarded
     slow = {"Authorization": f"Bearer {tokens['slow']}"}
     with httpx.Client(base_url=endpoints.http_url, timeout=30) as c:
+        started = time.monotonic()
         answers = [
-            c.post("/v2/models/linear/infer", content=_infer_body(), headers=slow) for _ in range(4)
+            c.post("/v2/models/linear/infer", content=_infer_body(), headers=slow)
+            for _ in range(10)
         ]
-    statuses = [a.status_code for a in answers]
-    assert statuses[:2] == [200, 200] and 429 in statuses[2:]
-    limited = next(a for a in answers if a.status_code == 429)
-    assert limited.json()["code"] == "rate_limited" and int(limited.headers["Retry-After"]) >= 1
+        elapsed = time.monotonic() - started
+    _refusals_bound([a.status_code for a in answers], elapsed, rate=2, burst=2)
+    for limited in (a for a in answers if a.status_code == 429):
+        assert limited.json()["code"] == "rate_limited"
+        assert int(limited.headers["Retry-After"]) >= 1
     client = grpcclient.InferenceServerClient(endpoints.grpc_address)
     try:
-        data = np.ones((1, 4), dtype=np.float32)
         tensor = grpcclient.InferInput("input", [1, 4], "FP32")
-        tensor.set_data_from_numpy(data)
+        tensor.set_data_from_numpy(np.ones((1, 4), dtype=np.float32))
         codes = []
-        for _ in range(4):
+        started = time.monotonic()
+        for _ in range(10):
             try:
                 client.infer("linear", [tensor], headers={"authorization": slow["Authorization"]})
                 codes.append("OK")
             except InferenceServerException as exc:
                 codes.append(str(exc.status()))
-        assert "StatusCode.RESOURCE_EXHAUSTED" in codes
+        elapsed = time.monotonic() - started
     finally:
         client.close()
+    assert set(codes) <= {"OK", "StatusCode.RESOURCE_EXHAUSTED"}, codes
+    assert codes.count("StatusCode.RESOURCE_EXHAUSTED") >= 10 - 2 * elapsed - 2 - 1, codes
+
+
+def test_a_version_over_its_request_rate_answers_429(
+    settings: Settings, local_registry: Registry, tmp_path: Path
+) -> None:
+    limited = {"batching": {"max_requests_per_s": 2}}
+    register_upload(
+        local_registry, "capped", write_linear_model(tmp_path / "c.onnx"), actor="t", config=limited
+    )
+    with (
+        serving_endpoints(settings, local_registry) as endpoints,
+        httpx.Client(base_url=endpoints.http_url, timeout=30) as c,
+    ):
+        started = time.monotonic()
+        answers = [c.post("/v2/models/capped/infer", content=_infer_body()) for _ in range(10)]
+        elapsed = time.monotonic() - started
+    _refusals_bound([a.status_code for a in answers], elapsed, rate=2, burst=2)
+    for refused in (a for a in answers if a.status_code == 429):
+        assert refused.json()["code"] == "rate_limited" and "Retry-After" in refused.headers

@@ -22,7 +22,7 @@ from maas.runtimes.onnx import OnnxRuntime
 from maas.scheduling.policy import BatchingPolicy, InstancePolicy
 from maas.scheduling.pool import ThreadInstancePool, build_pool
 from maas.scheduling.scheduler import VersionScheduler
-from maas.scheduling.workers import ProcessInstancePool
+from maas.scheduling.workers import ProcessInstancePool, RestartPolicy
 from maas.testing.models import write_linear_model, write_slow_model
 
 
@@ -71,6 +71,43 @@ def test_process_pool_survives_a_killed_worker(linear: Path) -> None:
             await pool.close()
         assert pool.pids == [None]
         assert not multiprocessing.active_children()  # no worker, no zombie left
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_worker_that_keeps_crashing_backs_off_then_gives_up(linear: Path) -> None:
+    x = np.ones((1, 4), np.float32)
+    policy = RestartPolicy(first_delay_s=0.3, max_delay_s=0.3, give_up_after=3, stable_s=60)
+
+    async def kill_and_call(pool: ProcessInstancePool) -> None:
+        (pid,) = pool.pids
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)  # dead before the call
+
+    async def main() -> None:
+        pool = ProcessInstancePool("onnx", linear, LoadOptions(intra_op_threads=1), 1, None, policy)
+        try:
+            await pool.ready()
+            await kill_and_call(pool)
+            await pool.run({"input": x})  # the first crash: restarted at once
+            await kill_and_call(pool)
+            with pytest.raises(WorkerCrashedError) as backing_off:
+                await pool.run({"input": x})  # the second in a row: restarted after a delay
+            assert backing_off.value.details["retry_after_s"] == pytest.approx(0.3)
+            assert backing_off.value.details["crashes"] == 2
+            await asyncio.sleep(0.35)
+            await pool.run({"input": x})  # the delay passed: up again
+            assert pool.failed is None
+            await kill_and_call(pool)
+            with pytest.raises(WorkerCrashedError, match="3 times in a row"):
+                await pool.run({"input": x})
+            assert pool.failed is not None and "no longer restarted" in pool.failed
+            with pytest.raises(WorkerCrashedError):  # and it stays down
+                await pool.run({"input": x})
+            assert pool.pids == [None]
+        finally:
+            await pool.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type stubs
 import grpc.aio  # type: ignore[import-untyped]  # grpcio ships no type stubs
 from tritonclient.grpc import service_pb2_grpc
 
@@ -31,12 +34,14 @@ class GrpcServer:
         host: str,
         port: int,
         max_message_bytes: int,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self._dataplane = dataplane
         self._repository = repository
         self._gatekeeper = gatekeeper
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._max_message_bytes = max_message_bytes
+        self._tls = tls
         self._server: grpc.aio.Server | None = None
         self.port = port
 
@@ -52,8 +57,13 @@ class GrpcServer:
             InferenceServicer(self._dataplane, self._repository, self._gatekeeper), server
         )
         try:
-            port = server.add_insecure_port(self._address)
-        except RuntimeError as exc:
+            if self._tls is None:
+                port = server.add_insecure_port(self._address)
+            else:
+                cert, key = (path.read_bytes() for path in self._tls)
+                credentials = grpc.ssl_server_credentials([(key, cert)])
+                port = server.add_secure_port(self._address, credentials)
+        except (RuntimeError, OSError) as exc:
             raise UnavailableError(f"gRPC cannot bind {self._address}: {exc}") from None
         if not port:
             raise UnavailableError(f"gRPC cannot bind {self._address}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from starlette.requests import Request
@@ -34,11 +34,19 @@ def actor(request: Request) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ApiContext:
+    """What the management routes share. ``management`` bounds the control-plane calls
+    running at once and ``uploads`` the upload bodies being read and checked: management
+    work (loading an upload to validate it, reading a registry) takes CPU and memory that
+    inference needs, so a flood of it waits its turn instead (uploads beyond the bound
+    are not read: TCP holds the bytes back)."""
+
     control: ControlPlane
     deployments: Deployments
     access: RouteAccess
     max_upload_bytes: int
     allow_code_artifacts: bool = False
+    management: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    uploads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
     def may_upload_code(self, request: Request) -> bool:
         """Whether this caller may upload a format whose files are programs: the server
@@ -49,8 +57,10 @@ class ApiContext:
         return principal is None or Scope.CODE in principal.granted
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a (blocking) control-plane call off the event loop."""
-        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+        """Run a (blocking) control-plane call off the event loop, at most
+        ``management`` at once."""
+        async with self.management:
+            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
     async def changed(self) -> Any:
         """After a change: this server follows the registry at once."""

@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from maas.control.access import Reach, Scope
 from maas.errors import InvalidInputError
+from maas.registry.idempotency import KEY_HEADER
 from maas.serving.rest.body import json_body, json_object, read_body
 from maas.serving.rest.context import ApiContext, actor
-from maas.serving.rest.schemas import ArchiveIn, AuditOut, ConfigOut, GateIn, ModelOut, VersionOut
+from maas.serving.rest.schemas import (
+    ArchiveIn,
+    AuditOut,
+    ConfigOut,
+    ErrorOut,
+    GateIn,
+    ModelOut,
+    VersionOut,
+)
 
 __all__ = ["models_router"]
 
@@ -77,13 +86,30 @@ def models_router(api: ApiContext) -> APIRouter:
             "The request body is the raw artifact (`curl -H 'Content-Type: "
             "application/octet-stream' --data-binary @model.onnx`; a form's type is refused). "
             "It is loaded in its runtime before anything is stored; a file that does not "
-            "load, or a pickle, is refused with 400 and nothing is registered."
+            "load, or a pickle, is refused with 400 and nothing is registered.\n\n"
+            "Retries are safe: with an `Idempotency-Key` header (any 1-255 visible ASCII "
+            "characters; the SDK sends a uuid4 per call), the same key for the same model "
+            "within 24 hours answers **200** with the version the first request made, even "
+            "from another server sharing the registry; the same key with other bytes or "
+            "options is 409 `conflict`. Without a key, the same bytes with the same format, "
+            "config and description uploaded to the same model within **10 minutes** also "
+            "answer 200 with the version they made (still in service) instead of adding a "
+            "duplicate; send a new key to register them again on purpose. A new version "
+            "answers 201. A full disk is 507 `insufficient_storage`, nothing registered."
         ),
+        responses={
+            200: {"model": VersionOut, "description": "A retry: the version made before"},
+            507: {
+                "model": ErrorOut,
+                "description": "No space left to keep it (code insufficient_storage)",
+            },
+        },
         openapi_extra=_UPLOAD_BODY,
         dependencies=deploy,
     )
     async def upload(
         request: Request,
+        response: Response,
         name: str,
         artifact_format: Annotated[str, Query(alias="format")] = "onnx",
         description: str = "",
@@ -95,21 +121,33 @@ def models_router(api: ApiContext) -> APIRouter:
                 "warmup, inputs/outputs: required for TorchScript).",
             ),
         ] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias=KEY_HEADER,
+                description="Makes a retry safe: the same key gives back the version the "
+                "first request made (200) instead of a new one.",
+            ),
+        ] = None,
     ) -> VersionOut:
         document = _config_header(config)
-        data = await read_body(request, api.max_upload_bytes)
-        version = await api.call(
-            models.upload,
-            name,
-            data,
-            actor=actor(request),
-            artifact_format=artifact_format,
-            description=description,
-            config=document,
-            may_carry_code=api.may_upload_code(request),
-        )
+        async with api.uploads:  # a flood of uploads waits here, unread, not in memory
+            data = await read_body(request, api.max_upload_bytes)
+            uploaded = await api.call(
+                models.upload_retryable,
+                name,
+                data,
+                idempotency_key=idempotency_key,
+                actor=actor(request),
+                artifact_format=artifact_format,
+                description=description,
+                config=document,
+                may_carry_code=api.may_upload_code(request),
+            )
+        if uploaded.replayed:
+            response.status_code = 200
         await api.changed()
-        return VersionOut.model_validate(version.to_dict())
+        return VersionOut.model_validate(uploaded.version.to_dict())
 
     @router.post(
         "/{name}/versions/{ref}/archive",

@@ -8,7 +8,7 @@ breaking older clients. Timestamps arrive as ISO 8601 with an offset and become 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -477,7 +477,7 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
-class CreatedKey:
+class CreatedKey(ApiKey):
     """A key just created, with its ``token``: the only time anyone is shown it (the
     server keeps a hash). Send it as ``Client(url, api_key=created.token)`` or the header
     ``Authorization: Bearer <token>``. ``repr`` leaves the token out, so a log line or a
@@ -489,50 +489,16 @@ class CreatedKey:
     False
     """
 
-    id: str
-    name: str
-    scopes: tuple[str, ...]
-    models: tuple[str, ...] | None
-    rate_per_s: float | None
-    created_at: datetime
-    created_by: str
-    revoked_at: datetime | None
-    revoked_by: str | None
-    token: str
+    token: str = field(repr=False, kw_only=True)
 
     @classmethod
     def from_json(cls, document: Document) -> CreatedKey:
         key = ApiKey.from_json(document)
         return cls(
-            id=key.id,
-            name=key.name,
-            scopes=key.scopes,
-            models=key.models,
-            rate_per_s=key.rate_per_s,
-            created_at=key.created_at,
-            created_by=key.created_by,
-            revoked_at=key.revoked_at,
-            revoked_by=key.revoked_by,
-            token=str(document["token"]),
+            **{f.name: getattr(key, f.name) for f in fields(ApiKey)}, token=str(document["token"])
         )
 
     @property
     def key(self) -> ApiKey:
         """The key without its token (what ``list_keys`` shows of it)."""
-        return ApiKey(
-            id=self.id,
-            name=self.name,
-            scopes=self.scopes,
-            models=self.models,
-            rate_per_s=self.rate_per_s,
-            created_at=self.created_at,
-            created_by=self.created_by,
-            revoked_at=self.revoked_at,
-            revoked_by=self.revoked_by,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"CreatedKey(id={self.id!r}, name={self.name!r}, scopes={self.scopes!r}, "
-            f"models={self.models!r}, rate_per_s={self.rate_per_s!r}, token=<hidden>)"
-        )
+        return ApiKey(**{f.name: getattr(self, f.name) for f in fields(ApiKey)})

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from maas.config import Settings
@@ -278,9 +278,17 @@ class Registry:
     def _replay_in(
         self, session: Session, model_name: str, request: UploadRequest | None
     ) -> ModelVersionRow | None:
-        """Under the model's row lock: the version an earlier copy of ``request`` made."""
+        """Under the model's row lock: the version an earlier copy of ``request`` made.
+
+        On PostgreSQL the registrations of one model also take a transaction-scoped
+        advisory lock first: a model row cannot be locked before it exists, and copies
+        racing to create it were seen (under load) to make a second version."""
         if request is None:
             return None
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": model_name}
+            )
         model = repo.find_model(session, model_name, lock=True)
         return None if model is None else idempotency.find_replay(session, model, request)
 

@@ -17,6 +17,7 @@ stopped by its PID. Load generator and servers share the same cores.
     .venv/bin/python benchmarks/serving.py --quick        # smoke test: MLP, c=1,8, 3 s
     .venv/bin/python benchmarks/serving.py                # everything, 10 s a run
     .venv/bin/python benchmarks/serving.py --models mlp --concurrency 32 --json out.json
+    .venv/bin/python benchmarks/serving.py --models mlp --concurrency 32 --metrics off
 """
 
 from __future__ import annotations
@@ -271,6 +272,7 @@ class Args(argparse.Namespace):
     duration_s: float
     limit_duration_s: float
     workers: int
+    metrics: str
     quick: bool
     skip_mlserver: bool
     skip_memory: bool
@@ -296,6 +298,12 @@ def parse_args(argv: list[str] | None = None) -> Args:
         help="seconds per batch size of the in-process limit",
     )
     parser.add_argument("--workers", type=int, default=1, help="MAAS_WORKERS of the server")
+    parser.add_argument(
+        "--metrics",
+        choices=("on", "off"),
+        default="on",
+        help="MAAS_METRICS of the server: run once with each to see what /metrics costs",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: MLP only, concurrency 1 and 8, 3 s runs"
     )
@@ -326,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.server_pythonpath:  # the servers and registration started from here use it
         os.environ["PYTHONPATH"] = str(Path(args.server_pythonpath).resolve())
+    os.environ["MAAS_METRICS"] = "true" if args.metrics == "on" else "false"  # every server
     print(f"in-process limit ({', '.join(args.models)}) ...", flush=True)
     limits = limit.limits(tuple(args.models), limit.BATCH_SIZES, args.limit_duration_s)
     print(limit.format_table(limits))
@@ -339,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         register(home, {m: [model_path(m)] for m in args.models})
         if args.api_key:  # wrk's script sends it (v2_post.lua)
             os.environ["WRK_AUTHORIZATION"] = f"Bearer {create_predict_key(home)}"
-        print(f"maas serve (workers={args.workers}) ...", flush=True)
+        print(f"maas serve (workers={args.workers}, metrics {args.metrics}) ...", flush=True)
         with running_maas(home, args.workers) as server:
             rows += bench_maas(server, args.models, bodies, args)
         if not args.skip_mlserver:
@@ -356,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
         print(line)
     if args.json:
         doc = {
+            "metrics": args.metrics,
             "limits": {m: [asdict(r) for r in rs] for m, rs in limits.items()},
             "rows": [asdict(r) for r in rows],
             "memory_rss_bytes": {"one": memory[0], "ten": memory[1]} if memory else None,

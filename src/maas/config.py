@@ -229,6 +229,43 @@ class Settings(BaseSettings):
         "inference keeps the cores it needs while a job trains (0: the same).",
     )
 
+    metrics: bool = Field(
+        True,
+        description="Answer GET /metrics in the Prometheus text format (false: 404, and "
+        "the inference path records nothing beyond the V2 statistics).",
+    )
+    metrics_dir: Path | None = Field(
+        None,
+        description="Internal: the folder where the processes of `maas serve --workers N` "
+        "leave their metrics for each other; set by the server for its workers.",
+    )
+    drift_window_rows: int = Field(
+        2000,
+        ge=10,
+        le=1_000_000,
+        description="Live input rows kept per served version for drift scores (a sliding "
+        "window; older rows leave as new ones arrive; docs/monitoring.md). A version is "
+        "scored once its window holds 300 rows, or all of a smaller window.",
+    )
+    drift_interval_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds between drift computations over each version's live window "
+        "(in a thread); also how soon a reference set on another server is picked up.",
+    )
+    alert_rules: Path | None = Field(
+        None,
+        description="A TOML file of alert rules and webhooks the server evaluates "
+        "(docs/monitoring.md); none: no alerts.",
+    )
+    alert_interval_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between evaluations of the alert rules.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -11,15 +11,14 @@ import typer
 from rich.table import Table
 
 from maas.cli.console import console, fail
+from maas.cli.datasets import read_dataset_spec
 from maas.cli.options import JSON_OPTION, MODEL_ARGUMENT, VERSION_ARGUMENT
 from maas.cli.render import print_json
 from maas.cli.target import Target, open_target
-from maas.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from maas.client import Version
     from maas.registry.entities import ModelVersion
-    from maas.training.spec import DatasetSpec
 
 
 class _Artifacts:
@@ -56,41 +55,6 @@ def _as_model_version(version: Version) -> ModelVersion:
             for f, a in version.artifacts.items()
         },
     )
-
-
-def _dataset_spec(
-    dataset: str | None,
-    spec_file: Path | None,
-    label_column: str | None,
-    image_size: tuple[int, int] | None,
-    grayscale: bool,
-) -> tuple[DatasetSpec, int | None]:
-    """The dataset section (and the spec's seed) that the options describe."""
-    from maas.training.spec import load_spec, parse_spec
-
-    if (dataset is None) == (spec_file is None):
-        raise InvalidInputError("dataset: give exactly one of --dataset and --spec")
-    if spec_file is not None:
-        spec = load_spec(spec_file)
-        return spec.dataset, spec.hyperparameters.seed
-    assert dataset is not None
-    document: dict[str, Any] = {"kind": "digits"}
-    if dataset != "digits":
-        path = Path(dataset)
-        if path.is_dir():
-            document = {"kind": "images", "path": path, "grayscale": grayscale}
-            if image_size is not None:
-                document["image_size"] = image_size
-        elif path.suffix.lower() in (".npz", ".csv"):
-            document = {"kind": path.suffix.lower()[1:], "path": path}
-        else:
-            raise InvalidInputError(
-                f"dataset: {dataset!r} is not 'digits', an .npz or .csv file or an image folder",
-                {"field": "dataset"},
-            )
-    if label_column is not None:
-        document["label_column"] = label_column  # refused, naming the field, unless a CSV
-    return parse_spec({"dataset": document}).dataset, None
 
 
 def _number(value: object) -> str:
@@ -168,7 +132,9 @@ def evaluate(
         fail(f"evaluation needs the torch extra ({exc.name} is missing): pip install 'maas[torch]'")
     if importlib.util.find_spec("sklearn") is None:  # the metrics and the splits use it
         fail("evaluation needs the torch extra (sklearn is missing): pip install 'maas[torch]'")
-    dataset_spec, spec_seed = _dataset_spec(dataset, spec_file, label_column, image_size, grayscale)
+    dataset_spec, spec_seed = read_dataset_spec(
+        dataset, spec_file, label_column, image_size, grayscale
+    )
     rows = held_out(dataset_spec, seed if seed is not None else (spec_seed or 0))
     with open_target() as target, tempfile.TemporaryDirectory(prefix="maas-evaluate-") as folder:
         found = target.get_version(name, version)

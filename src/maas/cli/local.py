@@ -26,6 +26,8 @@ from maas.client import (
     CreatedKey,
     Deployment,
     DeploymentState,
+    Drift,
+    InputReference,
     Job,
     JobLogLine,
     Model,
@@ -155,6 +157,16 @@ class LocalTarget:
     def record_evaluation(self, name: str, ref: int | str, details: dict[str, Any]) -> AuditEvent:
         event = self._control.models.record_evaluation(name, ref, details, actor=self._actor)
         return AuditEvent.from_json(event.to_dict())
+
+    def get_reference(self, name: str, ref: int | str) -> InputReference:
+        return InputReference.from_json(self._control.references.get(name, ref).to_dict())
+
+    def set_reference(self, name: str, ref: int | str, reference: dict[str, Any]) -> InputReference:
+        stored = self._control.references.set(name, ref, reference, actor=self._actor)
+        return InputReference.from_json(stored.to_dict())
+
+    def drift(self, name: str) -> Drift:
+        raise _needs_server("input drift (what a server's live inputs look like)")
 
     # -- aliases ------------------------------------------------------------------------
 

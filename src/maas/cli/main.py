@@ -9,8 +9,10 @@ from pydantic import ValidationError
 
 from maas import __version__
 from maas.cli import alias, db, jobs, keys, models, traffic
+from maas.cli.alerts import alerts
 from maas.cli.audit import audit, deployments
 from maas.cli.console import console, report_error
+from maas.cli.drift import drift
 from maas.cli.evaluate import evaluate
 from maas.cli.predict import predict
 from maas.cli.promote import promote, rollback
@@ -47,6 +49,8 @@ app.command(help=promote.__doc__)(promote)
 app.command(help=rollback.__doc__)(rollback)
 app.command(help=audit.__doc__)(audit)
 app.command(help=deployments.__doc__)(deployments)
+app.command(help=drift.__doc__)(drift)
+app.command(help=alerts.__doc__)(alerts)
 app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
 app.add_typer(traffic.app, name="traffic")

@@ -1,5 +1,5 @@
-"""``maas models``: list, show, upload, download, archive, configure, compare, gate, and
-load or unload models."""
+"""``maas models``: list, show, upload, download, archive, configure, compare, gate, set
+an input reference, and load or unload models."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from maas.cli.console import console, fail
+from maas.cli.drift import reference
 from maas.cli.options import (
     JSON_OPTION,
     MODEL_ARGUMENT,
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "read_document"]
 
-app = group("List, show, upload, download, archive and configure models and versions.")
+app = group(
+    "List, show, upload, download, archive and configure models and versions; set their "
+    "input references for drift."
+)
 
 FILE_OPTION: Any = typer.Option(
     None, "--file", "-f", exists=True, dir_okay=False, readable=True, help="A .json or .toml file."
@@ -254,6 +258,9 @@ def config(
         return
     console.print(f"{name} version {result.version}, config revision {result.revision}")
     console.print_json(json.dumps(result.config))
+
+
+app.command("reference")(reference)
 
 
 @app.command("compare")

@@ -31,6 +31,9 @@ from __future__ import annotations
 from ._async_client import AsyncClient
 from ._client import Client
 from ._types import (
+    Alert,
+    AlertRule,
+    Alerts,
     Alias,
     AliasMove,
     ApiKey,
@@ -40,7 +43,10 @@ from ._types import (
     CreatedKey,
     Deployment,
     DeploymentState,
+    Drift,
+    FeatureDrift,
     InferResult,
+    InputReference,
     Job,
     JobLogLine,
     Model,
@@ -49,9 +55,13 @@ from ._types import (
     ServingConfig,
     Traffic,
     Version,
+    VersionDrift,
 )
 
 __all__ = [
+    "Alert",
+    "AlertRule",
+    "Alerts",
     "Alias",
     "AliasMove",
     "ApiKey",
@@ -63,7 +73,10 @@ __all__ = [
     "CreatedKey",
     "Deployment",
     "DeploymentState",
+    "Drift",
+    "FeatureDrift",
     "InferResult",
+    "InputReference",
     "Job",
     "JobLogLine",
     "Model",
@@ -72,4 +85,5 @@ __all__ = [
     "ServingConfig",
     "Traffic",
     "Version",
+    "VersionDrift",
 ]

@@ -19,6 +19,7 @@ from . import _calls as calls
 from ._errors import transport_error
 from ._plan import Call, Plan, auth_headers, build_request, finish, trust
 from ._types import (
+    Alerts,
     Alias,
     AliasMove,
     ApiKey,
@@ -26,7 +27,9 @@ from ._types import (
     CreatedKey,
     Deployment,
     DeploymentState,
+    Drift,
     InferResult,
+    InputReference,
     Job,
     JobLogLine,
     Model,
@@ -194,6 +197,19 @@ class AsyncClient:
     async def record_evaluation(self, name: str, ref: Ref, details: dict[str, Any]) -> AuditEvent:
         return await self._run(calls.record_evaluation(name, ref, details))
 
+    async def get_reference(self, name: str, ref: Ref) -> InputReference:
+        """The version's input reference (``NotFoundError`` when it has none)."""
+        return await self._run(calls.get_reference(name, ref))
+
+    async def set_reference(self, name: str, ref: Ref, reference: dict[str, Any]) -> InputReference:
+        """Set or replace the version's input reference: a document as
+        ``maas.monitoring.drift.Reference.build(...).to_dict()`` makes it."""
+        return await self._run(calls.set_reference(name, ref, reference))
+
+    async def drift(self, name: str) -> Drift:
+        """Input drift of the model's loaded versions on this server."""
+        return await self._run(calls.drift(name))
+
     # -- aliases and promotion -------------------------------------------------------------
 
     async def list_aliases(self, name: str) -> list[Alias]:
@@ -267,6 +283,10 @@ class AsyncClient:
         """The audit log, newest first; ``action`` is a kind (alias.set) or a family
         (alias); ``before`` an event id, to page back."""
         return await self._run(calls.audit(model, action, limit, before))
+
+    async def alerts(self) -> Alerts:
+        """The server's alerts: pending and firing now, resolved lately, and its rules."""
+        return await self._run(calls.alerts())
 
     # -- jobs ------------------------------------------------------------------------------
 

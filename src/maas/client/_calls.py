@@ -24,6 +24,7 @@ from maas.errors import InvalidInputError, NotFoundError, RegistryMismatchError
 from ._inference import HEADER_LENGTH, decode_response, encode_request
 from ._plan import Call, FileSink, NotAnAnswer, Plan, QueryValue, document
 from ._types import (
+    Alerts,
     Alias,
     AliasMove,
     ApiKey,
@@ -31,7 +32,9 @@ from ._types import (
     CreatedKey,
     Deployment,
     DeploymentState,
+    Drift,
     InferResult,
+    InputReference,
     Job,
     JobLogLine,
     Model,
@@ -225,6 +228,19 @@ def record_evaluation(name: str, ref: Ref, details: dict[str, Any]) -> Call[Audi
     return Call("POST", path, _one(AuditEvent.from_json), json=details)
 
 
+def get_reference(name: str, ref: Ref) -> Call[InputReference]:
+    return _get(f"{_version(name, ref)}/reference", _one(InputReference.from_json))
+
+
+def set_reference(name: str, ref: Ref, reference: dict[str, Any]) -> Call[InputReference]:
+    path = f"{_version(name, ref)}/reference"
+    return Call("PUT", path, _one(InputReference.from_json), json=reference)
+
+
+def drift(name: str) -> Call[Drift]:
+    return _get(f"{_model(name)}/drift", _one(Drift.from_json))
+
+
 # -- aliases and promotion ---------------------------------------------------------------
 
 
@@ -292,6 +308,10 @@ def audit(
 ) -> Call[list[AuditEvent]]:
     parse = _many(AuditEvent.from_json)
     return _get("/api/audit", parse, model=model, action=action, limit=limit, before=before)
+
+
+def alerts() -> Call[Alerts]:
+    return _get("/api/alerts", _one(Alerts.from_json))
 
 
 # -- jobs --------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ import numpy as np
 from maas.protocol.signature import Signature
 
 __all__ = [
+    "Alert",
+    "AlertRule",
+    "Alerts",
     "Alias",
     "AliasMove",
     "ApiKey",
@@ -26,7 +29,10 @@ __all__ = [
     "CreatedKey",
     "Deployment",
     "DeploymentState",
+    "Drift",
+    "FeatureDrift",
     "InferResult",
+    "InputReference",
     "Job",
     "JobLogLine",
     "Model",
@@ -35,6 +41,7 @@ __all__ = [
     "ServingConfig",
     "Traffic",
     "Version",
+    "VersionDrift",
 ]
 
 Document = dict[str, Any]
@@ -502,3 +509,188 @@ class CreatedKey(ApiKey):
     def key(self) -> ApiKey:
         """The key without its token (what ``list_keys`` shows of it)."""
         return ApiKey(**{f.name: getattr(self, f.name) for f in fields(ApiKey)})
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """A rule the server evaluates (its rules file): ``value > threshold`` per model and
+    version, over ``window_s``, held ``for_s`` before firing; ``model`` None: every model;
+    ``webhooks`` where it notifies (scheme, host and port only)."""
+
+    name: str
+    kind: str
+    threshold: float
+    window_s: float
+    for_s: float
+    model: str | None
+    severity: str
+    webhooks: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, document: Document) -> AlertRule:
+        return cls(
+            name=str(document["name"]),
+            kind=str(document["kind"]),
+            threshold=float(document["threshold"]),
+            window_s=float(document["window_s"]),
+            for_s=float(document["for_s"]),
+            model=_str_or_none(document.get("model")),
+            severity=str(document.get("severity", "")),
+            webhooks=tuple(str(w) for w in document.get("webhooks") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert: ``state`` pending, firing or resolved; ``value`` the rule's value at the
+    last evaluation; ``since`` when its condition started holding."""
+
+    rule: str
+    kind: str
+    state: str
+    model: str
+    version: str
+    value: float | None
+    threshold: float
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    since: datetime
+    fired_at: datetime | None
+    resolved_at: datetime | None
+
+    @classmethod
+    def from_json(cls, document: Document) -> Alert:
+        return cls(
+            rule=str(document["rule"]),
+            kind=str(document["kind"]),
+            state=str(document["state"]),
+            model=str(document["model"]),
+            version=str(document["version"]),
+            value=_float_or_none(document.get("value")),
+            threshold=float(document["threshold"]),
+            labels={str(k): str(v) for k, v in (document.get("labels") or {}).items()},
+            annotations={str(k): str(v) for k, v in (document.get("annotations") or {}).items()},
+            since=_time(document["since"]),
+            fired_at=_time_or_none(document.get("fired_at")),
+            resolved_at=_time_or_none(document.get("resolved_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Alerts:
+    """``GET /api/alerts``: ``current`` (pending and firing, firing first), ``recent``
+    (resolved, newest first), the ``rules`` loaded and the webhook deliveries so far."""
+
+    evaluated_at: datetime | None
+    interval_s: float
+    rules: tuple[AlertRule, ...]
+    current: tuple[Alert, ...]
+    recent: tuple[Alert, ...]
+    notifications: dict[str, int]
+
+    @classmethod
+    def from_json(cls, document: Document) -> Alerts:
+        return cls(
+            evaluated_at=_time_or_none(document.get("evaluated_at")),
+            interval_s=float(document["interval_s"]),
+            rules=tuple(AlertRule.from_json(r) for r in document.get("rules") or ()),
+            current=tuple(Alert.from_json(a) for a in document.get("current") or ()),
+            recent=tuple(Alert.from_json(a) for a in document.get("recent") or ()),
+            notifications={
+                str(k): int(v) for k, v in (document.get("notifications") or {}).items()
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InputReference:
+    """A version's input reference: the statistics its live inputs are compared with for
+    drift. ``reference`` is the document (``source``, ``rows``, ``inputs``, ``features``:
+    per feature its quantiles and PSI bins); ``revision`` grows at each replacement."""
+
+    model: str
+    version: int
+    revision: int
+    actor: str
+    updated_at: datetime
+    reference: dict[str, Any]
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """What it was built from: ``kind`` training or dataset, ``dataset``, ``sha256``."""
+        return dict(self.reference.get("source") or {})
+
+    @classmethod
+    def from_json(cls, document: Document) -> InputReference:
+        return cls(
+            model=str(document["model"]),
+            version=int(document["version"]),
+            revision=int(document["revision"]),
+            actor=str(document["actor"]),
+            updated_at=_time(document["updated_at"]),
+            reference=dict(document["reference"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDrift:
+    """One input feature's PSI and Kolmogorov-Smirnov statistic against the reference."""
+
+    name: str
+    psi: float
+    ks: float
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDrift:
+    """One loaded version's input drift on the server that answered: its live window
+    (``window_rows`` its size, ``rows`` held, ``sampled_every`` request kept), the
+    reference's summary (None: the version has none), the summary ``score`` (the largest
+    per-feature PSI; None until ``min_rows`` rows) against ``threshold``."""
+
+    model: str
+    version: int
+    window_rows: int
+    rows: int
+    sampled_every: int
+    reference: dict[str, Any] | None
+    score: float | None
+    threshold: float | None
+    drifted: bool | None
+    min_rows: int | None
+    computed_at: datetime | None
+    features: tuple[FeatureDrift, ...]
+
+    @classmethod
+    def from_json(cls, document: Document) -> VersionDrift:
+        drifted = document.get("drifted")
+        return cls(
+            model=str(document["model"]),
+            version=int(document["version"]),
+            window_rows=int(document["window_rows"]),
+            rows=int(document["rows"]),
+            sampled_every=int(document.get("sampled_every", 1)),
+            reference=None if document.get("reference") is None else dict(document["reference"]),
+            score=_float_or_none(document.get("score")),
+            threshold=_float_or_none(document.get("threshold")),
+            drifted=None if drifted is None else bool(drifted),
+            min_rows=_int_or_none(document.get("min_rows")),
+            computed_at=_time_or_none(document.get("computed_at")),
+            features=tuple(
+                FeatureDrift(str(f["name"]), float(f["psi"]), float(f["ks"]))
+                for f in document.get("features") or ()
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """``GET /api/models/{name}/drift``: the input drift of each loaded version."""
+
+    model: str
+    versions: tuple[VersionDrift, ...]
+
+    @classmethod
+    def from_json(cls, document: Document) -> Drift:
+        versions = tuple(VersionDrift.from_json(v) for v in document.get("versions") or ())
+        return cls(str(document["model"]), versions)

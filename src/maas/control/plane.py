@@ -16,6 +16,7 @@ from maas.control.aliases import Aliases
 from maas.control.deployments import DeploymentControl
 from maas.control.jobs import Jobs
 from maas.control.models import Models
+from maas.control.references import References
 from maas.control.traffic import Traffic
 from maas.control.warmup import Warmup
 from maas.jobs.policy import SubmissionPolicy
@@ -38,6 +39,7 @@ class ControlPlane:
     deployments: DeploymentControl
     jobs: Jobs
     keys: ApiKeys
+    references: References
 
     @classmethod
     def build(
@@ -62,6 +64,7 @@ class ControlPlane:
                 on_job_cancelled,
             ),
             keys=ApiKeys(registry.keys),
+            references=References(registry),
         )
 
     def registry_id(self) -> str:

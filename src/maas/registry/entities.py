@@ -16,6 +16,7 @@ __all__ = [
     "AuditEvent",
     "ConfigRevision",
     "DeploymentState",
+    "InputReference",
     "Job",
     "JobLogLine",
     "Model",
@@ -331,4 +332,27 @@ class ApiKey:
             "created_by": self.created_by,
             "revoked_at": _iso(self.revoked_at),
             "revoked_by": self.revoked_by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InputReference:
+    """A version's input reference for drift: the document (``maas.monitoring.drift``'s
+    ``Reference.to_dict``, validated by ``maas.control.references``) and who set it."""
+
+    model_name: str
+    version: int
+    revision: int
+    document: dict[str, Any]
+    actor: str
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "version": self.version,
+            "revision": self.revision,
+            "actor": self.actor,
+            "updated_at": self.updated_at.isoformat(),
+            "reference": self.document,
         }

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Final
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from maas.errors import ConflictError, InvalidInputError, NotFoundError
@@ -148,6 +148,34 @@ class JobBook:
                 select(JobEpochRow).where(JobEpochRow.job_id == job_id).order_by(JobEpochRow.epoch)
             )
             return [{"epoch": row.epoch, **row.metrics} for row in rows]
+
+    def count_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state (every state named, 0 included): for metrics."""
+        query = select(JobRow.state, func.count()).group_by(JobRow.state)
+        with transaction(self._reads) as session:
+            found = {str(state): int(count) for state, count in session.execute(query)}
+        return {state: found.get(state, 0) for state in JOB_STATES}
+
+    def epoch_seconds(
+        self, *, after: int = 0, limit: int = 10_000
+    ) -> list[tuple[int, float | None]]:
+        """``(row id, seconds)`` of the epochs recorded after row ``after``, oldest first
+        (poll with the last id seen); seconds None where the metrics hold none."""
+        query = (
+            select(JobEpochRow.id, JobEpochRow.metrics)
+            .where(JobEpochRow.id > min(after, MAX_JOB_ID))
+            .order_by(JobEpochRow.id)
+            .limit(max(0, limit))
+        )
+        with transaction(self._reads) as session:
+            rows = list(session.execute(query))
+        found: list[tuple[int, float | None]] = []
+        for row_id, metrics in rows:
+            seconds = metrics.get("seconds") if isinstance(metrics, dict) else None
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                seconds = None
+            found.append((int(row_id), None if seconds is None else float(seconds)))
+        return found
 
     def logs(self, job_id: int, *, after: int = 0, limit: int = 1000) -> list[JobLogLine]:
         """Log lines with id > ``after``, oldest first (poll with the last id seen)."""

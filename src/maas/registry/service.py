@@ -6,7 +6,8 @@ per model inside the inserting transaction; every change writes its audit event 
 same transaction; a version and its artifacts appear together or not at all; an archived
 version keeps its row (history) and gives up its artifacts. Aliases live in
 ``registry.aliases`` (``AliasBook``), traffic policies and deployment states in
-``registry.deployments`` (``DeploymentBook``), jobs in ``registry.jobs`` (``JobBook``).
+``registry.deployments`` (``DeploymentBook``), jobs in ``registry.jobs`` (``JobBook``),
+versions' input references for drift in ``registry.references`` (``ReferenceBook``).
 Documents such as configs and policies are validated by their owner in ``maas.control``.
 
 Faults: an upload retried after its reply was lost gets the version the first copy made
@@ -47,6 +48,7 @@ from maas.registry.names import (
     check_model_name,
     parse_version_ref,
 )
+from maas.registry.references import ReferenceBook, add_in
 from maas.registry.tables import (
     AliasRow,
     AuditEventRow,
@@ -97,6 +99,7 @@ class Registry:
         self.aliases = AliasBook(self._reads, self._writes)
         self.deployments = DeploymentBook(self._reads, self._writes)
         self.keys = KeyBook(self._reads, self._writes)
+        self.references = ReferenceBook(self._reads, self._writes)
 
     @classmethod
     def from_settings(
@@ -193,6 +196,8 @@ class Registry:
         config: dict[str, Any] | None = None,
         extra_artifacts: dict[str, Path] | None = None,
         request: UploadRequest | None = None,
+        input_reference: dict[str, Any] | None = None,
+        reference_details: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Store ``artifact`` and record it as the model's next version (the model is created
         on its first version, with ``description``; later descriptions are ignored).
@@ -202,7 +207,10 @@ class Registry:
         are stored and recorded with the version, in the same transaction; the primary
         artifact stays the one served. ``request`` (an upload's): when an earlier copy of
         it made a version (``find_upload``, checked again under the write lock here), that
-        version is returned and nothing is added."""
+        version is returned and nothing is added. ``input_reference`` (validated by
+        its owner, ``maas.control.references``; training builds one) becomes the
+        version's input reference in the same transaction (``registry.references``),
+        ``reference_details`` going into its audit event."""
         check_model_name(model_name)
         check_artifact_format(artifact_format)
         extras = dict(extra_artifacts or {})
@@ -217,6 +225,8 @@ class Registry:
         lineage = check_json_object("lineage", lineage)
         if config is not None:
             config = check_json_object("config", config)
+        if input_reference is not None:
+            input_reference = check_json_object("input_reference", input_reference)
         signature_json = signature.to_dict()
         stored_extras: dict[str, StoredArtifact] = {}
         replayed = False
@@ -249,6 +259,14 @@ class Registry:
                         repo.add_version(session, model_name, row, actor, description, extra_rows)
                         if config is not None:
                             repo.add_config(session, row, config, actor)
+                        if input_reference is not None:
+                            add_in(
+                                session,
+                                row,
+                                input_reference,
+                                actor=actor,
+                                details=reference_details,
+                            )
                         if request is not None:
                             idempotency.record(session, row, request)
                         registered = repo.to_version(row)

@@ -50,6 +50,7 @@ __all__ = [
     "VersionArchiveRow",
     "VersionArtifactRow",
     "VersionConfigRow",
+    "VersionReferenceRow",
     "utc_now",
 ]
 
@@ -387,3 +388,18 @@ class UploadRequestRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class VersionReferenceRow(Base):
+    """A version's input reference for drift (validated by ``maas.control.references``):
+    at most one per version; replacing it bumps ``revision`` (servers compare it) and is
+    audited."""
+
+    __tablename__ = "version_references"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), unique=True)
+    revision: Mapped[int]
+    document: Mapped[dict[str, Any]]
+    actor: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]

@@ -91,6 +91,7 @@ class DynamicBatcher:
         self._on_batch = on_batch
         self._planner: BatchPlanner[_Payload] = BatchPlanner(policy)
         self._in_flight = 0
+        self._running_requests = 0
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
@@ -104,6 +105,11 @@ class DynamicBatcher:
     def queue_length(self) -> int:
         """Requests waiting for a batch (not counting those running)."""
         return len(self._planner)
+
+    @property
+    def running_requests(self) -> int:
+        """Requests in batches that run now (counted per batch, not per request)."""
+        return self._running_requests
 
     def start(self) -> None:
         """Start the background task (``submit`` does it on first use); needs a running loop."""
@@ -201,6 +207,7 @@ class DynamicBatcher:
         if not live:
             return
         self._in_flight += 1
+        self._running_requests += len(live)
         self._last_batch_requests = len(live)
         task = asyncio.get_running_loop().create_task(self._run(live, now))
         self._batches.add(task)
@@ -234,6 +241,7 @@ class DynamicBatcher:
             return
         finally:
             self._in_flight -= 1
+            self._running_requests -= len(batch)
             self._wake.set()
         for item, piece in zip(batch, pieces, strict=True):
             future = item.payload[1]

@@ -84,6 +84,11 @@ class VersionScheduler:
         return self._batcher.queue_length
 
     @property
+    def in_flight(self) -> int:
+        """Requests accepted and not yet answered: queued, or in a batch that runs."""
+        return self._batcher.queue_length + self._batcher.running_requests
+
+    @property
     def batch_filling(self) -> bool:
         """A batch is forming: requests wait, short of a whole number of full batches.
 

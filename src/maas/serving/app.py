@@ -21,26 +21,33 @@ from maas.protocol.json_codec import JsonLimits
 from maas.registry.service import Registry
 from maas.scheduling.workers import RestartPolicy, WorkerBudget
 from maas.serving.access import Gatekeeper, exposure_problem, is_loopback, warn_if_open
+from maas.serving.alerts import AlertService
 from maas.serving.dataplane import DataPlane
 from maas.serving.deployments import Deployments
+from maas.serving.drift import DriftMonitor
 from maas.serving.grpc import GrpcServer
 from maas.serving.memory import keep_large_blocks_mapped
+from maas.serving.metrics import ServerMetrics
 from maas.serving.repository import ModelRepository
 from maas.serving.residency import ResidencyLimits
 from maas.serving.rest.access import RouteAccess, require_declared
+from maas.serving.rest.alerts import alerts_router
 from maas.serving.rest.aliases import aliases_router
 from maas.serving.rest.audit import audit_router
 from maas.serving.rest.browser import BrowserDefences, HeaderPolicy, default_allowed_hosts
 from maas.serving.rest.context import ApiContext
 from maas.serving.rest.deployments import deployments_router
+from maas.serving.rest.drift import drift_router
 from maas.serving.rest.errors import install_error_handlers
 from maas.serving.rest.inference_lane import InferenceLane
 from maas.serving.rest.jobs import jobs_router
 from maas.serving.rest.keys import keys_router
+from maas.serving.rest.metrics import metrics_router
 from maas.serving.rest.models import models_router
 from maas.serving.rest.openapi import install_openapi
 from maas.serving.rest.traffic import traffic_router
 from maas.serving.rest.v2 import v2_router
+from maas.serving.statistics import RequestMeter
 from maas.serving.warmup import ServerWarmup
 
 __all__ = ["build_app"]
@@ -78,7 +85,7 @@ def build_app(
         settings.worker_restart_delay_s, give_up_after=settings.worker_max_crashes
     )
     workers = WorkerBudget(settings.max_worker_processes, restart)
-    deployments = Deployments(registry, limits, workers)
+    deployments = Deployments(registry, limits, workers, metrics=settings.metrics)
     warmup = ServerWarmup(deployments)
     control = ControlPlane.build(
         registry,
@@ -87,7 +94,14 @@ def build_app(
         on_job_queued=lambda job: runner.wake(),
         on_job_cancelled=lambda job: runner.wake(),
     )
-    dataplane = DataPlane(deployments)
+    meter = RequestMeter() if settings.metrics else None
+    drift = DriftMonitor(registry, deployments, window_rows=settings.drift_window_rows)
+    dataplane = DataPlane(deployments, meter, drift)
+    metrics = ServerMetrics(
+        deployments, meter, registry.jobs, settings.metrics_dir, enabled=settings.metrics
+    )
+    metrics.add_source(drift.families)
+    alerts = AlertService.from_settings(settings, metrics)  # a bad rules file: refused here
     repository = ModelRepository(control, deployments)
     grpc_server = GrpcServer(
         dataplane,
@@ -110,6 +124,9 @@ def build_app(
         refresher = asyncio.create_task(deployments.run_refresh_loop(settings.refresh_interval_s))
         key_refresher = asyncio.create_task(_refresh_keys(keyring, settings.refresh_interval_s))
         collector = asyncio.create_task(_collect_garbage(registry, _COLLECT_INTERVAL_S))
+        publisher = asyncio.create_task(metrics.run())  # for the other workers' scrapes
+        drift_scorer = asyncio.create_task(drift.run(settings.drift_interval_s))
+        await alerts.start()
         # Everything loaded so far lives as long as the server: keep it out of the garbage
         # collector's full passes, which otherwise stall the event loop for tens of ms.
         gc.collect()
@@ -117,11 +134,12 @@ def build_app(
         try:
             yield
         finally:
-            for task in (refresher, key_refresher, collector):
+            for task in (refresher, key_refresher, collector, publisher, drift_scorer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(runner.stop)
+            await alerts.stop()
             await grpc_server.stop(grace_s=5.0)
             await deployments.close()
             if owns_registry:
@@ -150,6 +168,9 @@ def build_app(
     app.include_router(audit_router(api))
     app.include_router(jobs_router(api))
     app.include_router(keys_router(api))
+    app.include_router(drift_router(api, drift))
+    app.include_router(alerts_router(api, alerts))
+    app.include_router(metrics_router(metrics, access))
     require_declared(app)
     install_openapi(app)
     headers = HeaderPolicy(settings.allowed_hosts or default_allowed_hosts(settings.host))

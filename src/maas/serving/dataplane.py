@@ -10,6 +10,7 @@ shadow version after its answer is ready.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from maas import __version__
@@ -17,7 +18,9 @@ from maas.errors import InvalidInputError, UnavailableError
 from maas.protocol.types import InferRequest, InferResponse, Tensor
 from maas.serving.deployment import Deployment
 from maas.serving.deployments import Deployments
+from maas.serving.drift import DriftMonitor
 from maas.serving.shadow import ShadowMirror
+from maas.serving.statistics import RequestMeter
 from maas.serving.triton_config import triton_config
 
 __all__ = ["DataPlane", "Route"]
@@ -36,9 +39,18 @@ _EXTENSIONS: list[str] = [
 
 
 class DataPlane:
-    def __init__(self, deployments: Deployments) -> None:
+    def __init__(
+        self,
+        deployments: Deployments,
+        meter: RequestMeter | None = None,
+        drift: DriftMonitor | None = None,
+    ) -> None:
         self._deployments = deployments
         self._draining = False
+        #: Where a successful request's inputs go for drift scores (O(1); None: nowhere).
+        self._drift_offer = drift.offer if drift is not None else _no_drift
+        #: What the transports record each request into (None: metrics are off).
+        self.meter = meter
 
     def live(self) -> bool:
         return True
@@ -125,6 +137,7 @@ class DataPlane:
         deployment.stats.record_request(True, elapsed_s)
         if mirror is not None:
             mirror.offer(feed, results, elapsed_s)
+        self._drift_offer(deployment, feed)
         wanted = [o.name for o in request.outputs] if request.outputs else list(results)
         datatypes = deployment.datatypes
         return InferResponse(
@@ -133,6 +146,10 @@ class DataPlane:
             outputs=[Tensor(n, datatypes[n], results[n]) for n in wanted],
             id=request.id,
         )
+
+
+def _no_drift(deployment: Deployment, feed: Mapping[str, Any]) -> None:
+    """No drift monitor: the inputs go nowhere."""
 
 
 def _timeout_s(request: InferRequest) -> float | None:

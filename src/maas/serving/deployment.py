@@ -31,7 +31,7 @@ from maas.runtimes.discovery import runtime_class
 from maas.scheduling.pool import InstancePool, build_pool
 from maas.scheduling.scheduler import VersionScheduler
 from maas.scheduling.workers import ProcessInstancePool, WorkerBudget
-from maas.serving.statistics import VersionStatistics
+from maas.serving.statistics import VersionMetrics, VersionStatistics
 
 __all__ = ["Deployment", "deploy"]
 
@@ -134,11 +134,12 @@ async def deploy(
     version: ModelVersion,
     config: ModelConfig | None = None,
     budget: WorkerBudget | None = None,
+    metrics: VersionMetrics | None = None,
 ) -> Deployment:
     """Load ``version`` with its newest config (or ``config``, a trial of one not yet
     recorded) and warm it up; ``NotServableError`` (and nothing left running) when it does
     not load or does not answer within its signature. Worker processes count against
-    ``budget``, the server's bound."""
+    ``budget``, the server's bound; its batches are recorded in ``metrics`` (if any)."""
     revision = None
     if config is None:
         revision = await asyncio.to_thread(registry.get_config, version.model_name, version.version)
@@ -176,7 +177,7 @@ async def deploy(
         if isinstance(exc, MaasError):
             raise not_servable(version, exc.message) from None
         raise not_servable(version, f"its warm-up request raised {describe(exc)}") from None
-    stats = VersionStatistics(version.model_name, str(version.version))
+    stats = VersionStatistics(version.model_name, str(version.version), metrics=metrics)
     scheduler = VersionScheduler(
         pool,
         config.batching_policy(),

@@ -39,6 +39,16 @@ from maas.serving.memory import release_freed_memory
 from maas.serving.residency import ResidencyLimits, over_limits, victims
 from maas.serving.routing import ModelRoutes, effective_routes, wanted_routes
 from maas.serving.shadow import ShadowMirror
+from maas.serving.statistics import (
+    CANARY,
+    DIRECT,
+    EVICTIONS,
+    LOAD_FAILURES,
+    LOADS,
+    PRIMARY,
+    UNLOADS,
+    VersionMetrics,
+)
 
 __all__ = ["Deployment", "Deployments"]
 
@@ -63,8 +73,14 @@ class Deployments:
         registry: Registry,
         limits: ResidencyLimits | None = None,
         budget: WorkerBudget | None = None,
+        *,
+        metrics: bool = False,
     ) -> None:
         self._registry = registry
+        self._metering = metrics
+        #: The Prometheus series of every version loaded (or tried) since the start, kept
+        #: across reloads so counters only grow (empty when ``metrics`` is false).
+        self.metrics: dict[Key, VersionMetrics] = {}
         self._limits = limits or ResidencyLimits()
         self._budget = budget
         self._loaded: dict[Key, Deployment] = {}
@@ -164,12 +180,16 @@ class Deployments:
                 continue
             try:
                 version = await asyncio.to_thread(self._registry.get_version, *key)
-                new = await deploy(self._registry, version, budget=self._budget)
+                new = await deploy(
+                    self._registry, version, budget=self._budget, metrics=self._metrics_for(key)
+                )
             except MaasError as exc:  # keep serving with the old config
                 log.error("cannot apply the new config of %s version %d: %s", *key, exc.message)
                 continue
             if self._loaded.get(key) is old:
                 self._loaded[key] = new
+                self._count(key, LOADS)
+                self._count(key, UNLOADS)
                 self._retire_deployment(old)
                 log.info("reloaded %s version %d with config revision %d", *key, revision)
             else:
@@ -204,7 +224,9 @@ class Deployments:
                     f"version {key[1]} of model {key[0]!r} is archived",
                     {"model": key[0], "version": key[1]},
                 )
-            deployment = await deploy(self._registry, version, budget=self._budget)
+            deployment = await deploy(
+                self._registry, version, budget=self._budget, metrics=self._metrics_for(key)
+            )
         except NotServableError as exc:
             self._record_failure(key, str(exc.details.get("reason", exc.message)))
             raise
@@ -212,6 +234,7 @@ class Deployments:
             self._loading.pop(key, None)
         self._loaded[key] = deployment
         self._failed.pop(key, None)
+        self._count(key, LOADS)
         log.info("loaded %s version %d (%d bytes resident)", *key, deployment.resident_bytes)
         return deployment
 
@@ -221,6 +244,7 @@ class Deployments:
         delay_s = min(RETRY_FIRST_S * 2 ** (attempts - 1), RETRY_MAX_S)
         now = time.monotonic()
         self._failed[key] = _Failure(reason, attempts, now + delay_s, now)
+        self._count(key, LOAD_FAILURES)
         if previous is None or previous.reason != reason:
             log.error("%s version %d cannot serve: %s", key[0], key[1], reason)
 
@@ -236,13 +260,35 @@ class Deployments:
         return deployment is not None and deployment.scheduler.batch_filling
 
     def _mirror(self, name: str, number: int, fraction: float) -> ShadowMirror:
-        return ShadowMirror(name, number, lambda: self._loaded.get((name, number)), fraction)
+        return ShadowMirror(
+            name,
+            number,
+            lambda: self._loaded.get((name, number)),
+            fraction,
+            self._metrics_for((name, number)),
+        )
+
+    def _metrics_for(self, key: Key) -> VersionMetrics | None:
+        """The version's series, made on first use; None when metrics are off."""
+        if not self._metering:
+            return None
+        found = self.metrics.get(key)
+        if found is None:
+            found = self.metrics[key] = VersionMetrics()
+        return found
+
+    def _count(self, key: Key, event: int) -> None:
+        """One lifecycle event (``statistics.LOADS`` ...) of the version, when metering."""
+        found = self._metrics_for(key)
+        if found is not None:
+            found.events[event] += 1
 
     def _evict(self) -> None:
         if not self._limits.bounded:
             return
         keep = self._pinned | set(self._loading)
         for key in victims(self._loaded.values(), keep, self._limits):
+            self._count(key, EVICTIONS)
             self._retire(key, "the server is over its memory bound (least recently used)")
         total = sum(d.resident_bytes for d in self._loaded.values())
         over = over_limits(total, len(self._loaded), self._limits)
@@ -259,6 +305,7 @@ class Deployments:
         deployment = self._loaded.pop(key, None)
         if deployment is not None:
             log.info("unloading %s version %d: %s", key[0], key[1], why)
+            self._count(key, UNLOADS)
             self._retire_deployment(deployment)
 
     def _retire_deployment(self, deployment: Deployment) -> None:
@@ -285,13 +332,21 @@ class Deployments:
         ``key`` is the sticky header's value, when the policy has one."""
         routes = self._routes.get(name) or await self._unknown_model(name)
         if ref is None and not routes.unloaded:
-            number = routes.split.pick(key) if routes.split is not None else routes.default
+            split = routes.split
+            number = split.pick(key) if split is not None else routes.default
             deployment = self._loaded.get((name, number)) if number is not None else None
-            if deployment is not None:  # the hot path: nothing else to look up
+            if deployment is None:
+                deployment = await self._deployment(name, number, routes)
+            else:  # the hot path: nothing else to look up
                 deployment.last_used_s = time.monotonic()
-                return deployment, routes.shadow
-            return await self._deployment(name, number, routes), routes.shadow
-        return await self.get(name, ref), None
+            metrics = deployment.stats.metrics
+            if metrics is not None:
+                metrics.routed[PRIMARY if split is None or number == split.primary else CANARY] += 1
+            return deployment, routes.shadow
+        deployment = await self.get(name, ref)
+        if (metrics := deployment.stats.metrics) is not None:
+            metrics.routed[DIRECT] += 1
+        return deployment, None
 
     async def get(self, name: str, ref: str | None = None) -> Deployment:
         """The deployment of ``name`` at ``ref`` (None: its default version, with no

@@ -50,6 +50,7 @@ class Split:
         "_total",
         "counts",
         "numbers",
+        "primary",
         "sticky_header",
         "weights",
     )
@@ -65,6 +66,9 @@ class Split:
             raise ValueError("a split needs one positive weight per version")
         self.numbers = numbers
         self.weights = weights
+        #: The version of the largest weight (the first of equals): its requests count as
+        #: ``primary`` traffic, the others' as ``canary``.
+        self.primary = numbers[weights.index(max(weights))]
         self.sticky_header = sticky_header
         self._total = sum(weights)
         self._current = [0.0] * len(numbers)

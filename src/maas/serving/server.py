@@ -13,6 +13,10 @@ processes share its ports.
 uvicorn runs ``http_limits.LimitedHttpProtocol`` (header size and count, header, body and
 write timeouts, a cap on connections) under ``shutdown.DrainingServer`` (SIGTERM: not
 ready at once, serving on for ``MAAS_SHUTDOWN_GRACE_S``, then drained and exit 0).
+
+With ``workers > 1`` this parent makes ``<home>/run/metrics-<pid>`` (``MAAS_METRICS_DIR``
+of the workers), where each worker leaves its metrics for the one answering a scrape
+(``serving/metrics.py``), and removes it at exit.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import shutil
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp
@@ -29,6 +35,8 @@ from starlette.types import ASGIApp
 from maas.config import Settings
 from maas.errors import UnavailableError
 from maas.jobs.runner import LocalJobRunner
+from maas.monitoring.alert_rules import load_rules
+from maas.monitoring.snapshots import process_alive
 from maas.registry.service import Registry
 from maas.serving.access import exposure_problem, needs_a_key_to_start
 from maas.serving.app import build_app
@@ -102,7 +110,9 @@ def _serve_workers(
     registry = registry or Registry.from_settings(settings, upgrade=False)
     registry.upgrade()  # migrate once here, not racing in every worker
     runner = LocalJobRunner(registry.jobs, settings)
-    os.environ.update(settings.model_copy(update={"job_concurrency": 0}).as_environment())
+    metrics_dir = _metrics_dir(settings)
+    update = {"job_concurrency": 0, "metrics_dir": metrics_dir}
+    os.environ.update(settings.model_copy(update=update).as_environment())
     runner.start()
     try:
         config = server_config(
@@ -117,8 +127,24 @@ def _serve_workers(
         DrainingWorkers(config, [sock], settings.shutdown_grace_s).run()
     finally:
         runner.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         if owned:
             registry.close()
+
+
+def _metrics_dir(settings: Settings) -> Path:
+    """A fresh ``<home>/run/metrics-<pid>``, where the workers leave their metrics for each
+    other (``monitoring.snapshots``); folders of servers gone without cleaning up go."""
+    run = (settings.home / "run").absolute()
+    run.mkdir(parents=True, exist_ok=True)
+    for old in run.glob("metrics-*"):
+        pid = old.name.removeprefix("metrics-")
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = run / f"metrics-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    return folder
 
 
 def _check_exposure(settings: Settings, registry: Registry | None) -> None:
@@ -153,6 +179,8 @@ def serve(
     the server will be able to start. Then the app is built and served.
     """
     _check_exposure(settings, registry)
+    if settings.alert_rules is not None:  # a bad rules file: one line, before the ports
+        load_rules(settings.alert_rules)
     _allow_descriptors(settings)
     held = hold_ports(settings.host, settings.port, settings.grpc_port)
     try:

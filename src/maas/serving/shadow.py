@@ -30,6 +30,7 @@ import numpy as np
 
 from maas.errors import MaasError, describe
 from maas.scheduling.stacking import batch_key
+from maas.serving.statistics import SHADOW, VersionMetrics
 
 if TYPE_CHECKING:
     from maas.serving.deployment import Deployment
@@ -117,8 +118,11 @@ class ShadowMirror:
         number: int,
         deployment: Callable[[], Deployment | None],
         fraction: float = 1.0,
+        metrics: VersionMetrics | None = None,
     ) -> None:
         self.number = number
+        #: The shadow version's series: copies sent (traffic role ``shadow``), comparisons.
+        self._metrics = metrics
         self.report = ShadowReport(model, number, fraction)
         self._deployment = deployment
         self._fraction = fraction
@@ -193,6 +197,8 @@ class ShadowMirror:
                 self._checked.add((id(deployment), key))
             first = group[0][0]
             merged = {name: np.concatenate([feed[name] for feed, _ in group]) for name in first}
+            if self._metrics is not None:
+                self._metrics.routed[SHADOW] += len(group)
             started = time.perf_counter()
             # Straight to the instances (nobody waits on a copy, so no queue, no deadline):
             # the batch shares the instances with the shadow's own traffic, in turn.
@@ -241,12 +247,18 @@ class ShadowMirror:
             else:
                 same = np.isclose(a, b, rtol=1e-4, atol=1e-5)
             agree &= same.reshape(rows, -1).all(axis=1)
+        agreed = int(agree.sum())
         report.compared += rows
-        report.agreed += int(agree.sum())
+        report.agreed += agreed
+        if self._metrics is not None:
+            self._metrics.shadow[0] += agreed  # SHADOW_RESULTS: agree, disagree, error
+            self._metrics.shadow[1] += rows - agreed
 
     def _failed(self, count: int, message: str) -> None:
         self.report.errors += count
         self.report.last_error = message
+        if self._metrics is not None:
+            self._metrics.shadow[2] += count
 
 
 def _batches(

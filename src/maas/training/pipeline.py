@@ -19,6 +19,7 @@ import onnxruntime as ort
 import torch
 
 import maas
+from maas.monitoring.drift import Reference, ReferenceSource
 from maas.protocol.signature import Signature
 from maas.registry.entities import ModelVersion
 from maas.training.datasets import Dataset, load_dataset
@@ -57,6 +58,8 @@ class VersionRegistrar(VersionReader, Protocol):
         lineage: dict[str, Any],
         actor: str,
         extra_artifacts: dict[str, Path] | None = None,
+        input_reference: dict[str, Any] | None = None,
+        reference_details: dict[str, Any] | None = None,
     ) -> ModelVersion: ...
 
 
@@ -120,6 +123,19 @@ def _lineage(spec: JobSpec, dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def input_reference(dataset: Dataset, signature: Signature) -> Reference:
+    """The statistics of the training split's inputs (``maas.monitoring.drift``), which the
+    server compares the version's live inputs against."""
+    source = ReferenceSource(
+        "training",
+        description=f"the training split of {dataset.name}",
+        dataset=dataset.name,
+        sha256=dataset.content_sha256,
+        split="train",
+    )
+    return Reference.build({signature.inputs[0].name: dataset.x_train}, source)
+
+
 def train_job(
     registry: VersionRegistrar,
     spec: JobSpec,
@@ -133,7 +149,8 @@ def train_job(
     validation split; ``metrics["evaluation"]`` holds the full report (per-class scores,
     ROC-AUC, confusion matrix, latency, size, parameter count). The same network is also
     stored as a ``torchscript`` artifact of the version, which ``spec.init_from`` reads
-    to start a later run from these weights (lineage ``parent`` names it).
+    to start a later run from these weights (lineage ``parent`` names it). The version's
+    input reference for drift (``input_reference``) is stored with it.
     """
     dataset = load_dataset(spec.dataset, spec.hyperparameters.seed)
     _log.info(
@@ -197,13 +214,22 @@ def train_job(
         metrics: dict[str, Any] = {k: report[k] for k in SCALAR_METRICS if k in report}
         metrics["val_loss"] = reports[-1].val_loss
         metrics["evaluation"] = report
+        signature = onnx_signature(onnx_path)
+        reference = input_reference(dataset, signature)
+        _log.info(
+            "input reference: %d features of %d training rows",
+            len(reference.features),
+            reference.rows,
+        )
         return registry.register_version(
             spec.model_name,
             onnx_path,
             artifact_format="onnx",
-            signature=onnx_signature(onnx_path),
+            signature=signature,
             metrics=metrics,
             lineage=_lineage(spec, dataset) | parent | hooks.lineage,
             actor="train",
             extra_artifacts={TORCHSCRIPT: torchscript_path},
+            input_reference=reference.to_dict(),
+            reference_details=reference.summary(),
         )

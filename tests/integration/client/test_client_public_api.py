@@ -5,6 +5,9 @@ import maas.client
 
 def test_client_public_names_are_pinned() -> None:
     assert sorted(maas.client.__all__) == [
+        "Alert",
+        "AlertRule",
+        "Alerts",
         "Alias",
         "AliasMove",
         "ApiKey",
@@ -16,7 +19,10 @@ def test_client_public_names_are_pinned() -> None:
         "CreatedKey",
         "Deployment",
         "DeploymentState",
+        "Drift",
+        "FeatureDrift",
         "InferResult",
+        "InputReference",
         "Job",
         "JobLogLine",
         "Model",
@@ -25,6 +31,7 @@ def test_client_public_names_are_pinned() -> None:
         "ServingConfig",
         "Traffic",
         "Version",
+        "VersionDrift",
     ]
     for name in maas.client.__all__:
         assert getattr(maas.client, name).__module__.startswith("maas.client.")

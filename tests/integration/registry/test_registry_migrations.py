@@ -35,6 +35,7 @@ TABLES = {
     "traffic_policies",
     "model_deployments",
     "upload_requests",
+    "version_references",
 }
 
 

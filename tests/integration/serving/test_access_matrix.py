@@ -60,6 +60,9 @@ REST: Final[dict[tuple[str, str], tuple[frozenset[str], Reach]]] = {
     ),
     ("GET", "/api/models/{name}/versions/{ref}/config"): (READ, Reach.NAMED),
     ("PUT", "/api/models/{name}/versions/{ref}/config"): (DEPLOY, Reach.NAMED),
+    ("GET", "/api/models/{name}/versions/{ref}/reference"): (READ, Reach.NAMED),
+    ("PUT", "/api/models/{name}/versions/{ref}/reference"): (DEPLOY, Reach.NAMED),
+    ("GET", "/api/models/{name}/drift"): (READ, Reach.NAMED),
     ("POST", "/api/models/{name}/versions/{ref}/evaluations"): (DEPLOY, Reach.NAMED),
     ("GET", "/api/models/{name}/gate"): (READ, Reach.NAMED),
     ("PUT", "/api/models/{name}/gate"): (DEPLOY, Reach.NAMED),
@@ -79,6 +82,7 @@ REST: Final[dict[tuple[str, str], tuple[frozenset[str], Reach]]] = {
     ("POST", "/v2/repository/models/{name}/load"): (DEPLOY, Reach.NAMED),
     ("POST", "/v2/repository/models/{name}/unload"): (DEPLOY, Reach.NAMED),
     ("GET", "/api/audit"): (READ, Reach.EVERY),
+    ("GET", "/api/alerts"): (READ, Reach.EVERY),
     ("GET", "/api/registry"): (CLIENT, Reach.NONE),
     ("POST", "/api/jobs"): (TRAIN, Reach.EVERY),
     ("GET", "/api/jobs"): (READ, Reach.EVERY),
@@ -90,6 +94,7 @@ REST: Final[dict[tuple[str, str], tuple[frozenset[str], Reach]]] = {
     ("POST", "/api/keys"): (ADMIN, Reach.EVERY),
     ("GET", "/api/keys"): (ADMIN, Reach.EVERY),
     ("DELETE", "/api/keys/{key_id}"): (ADMIN, Reach.EVERY),
+    ("GET", "/metrics"): (READ, Reach.EVERY),
 }
 
 GRPC: Final[dict[str, tuple[frozenset[str], Reach]]] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, Final, TypeVar
@@ -25,6 +26,7 @@ from maas.serving.dataplane import DataPlane
 from maas.serving.grpc import converters
 from maas.serving.grpc.errors import grpc_status
 from maas.serving.repository import ModelRepository
+from maas.serving.statistics import GRPC, SUCCESS, VersionMetrics, outcome_of
 
 __all__ = ["REQUIREMENTS", "InferenceServicer"]
 
@@ -111,6 +113,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
         self._dataplane = dataplane
         self._repository = repository
         self._gatekeeper = gatekeeper
+        self._meter = dataplane.meter
 
     @_unary
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -213,12 +216,26 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
                 await reader
 
     async def _infer(self, message: Any, context: Any) -> Any:
-        name, version = message.model_name, message.model_version or None
-        header = self._dataplane.routing_header(name)
-        route = await self._dataplane.route(name, version, _metadata(context, header))
-        request = converters.infer_request_from_proto(message)
-        response = await self._dataplane.infer(route, request)
-        return converters.infer_response_to_proto(response)
+        """One inference; with metrics on, its outcome and its time from here to the
+        encoded answer go to the routed version's series (``statistics.RequestMeter``)."""
+        meter = self._meter
+        started_s = time.perf_counter() if meter is not None else 0.0
+        measured: VersionMetrics | None = None  # the routed version's series
+        try:
+            name, version = message.model_name, message.model_version or None
+            header = self._dataplane.routing_header(name)
+            route = await self._dataplane.route(name, version, _metadata(context, header))
+            measured = route[0].stats.metrics
+            request = converters.infer_request_from_proto(message)
+            response = await self._dataplane.infer(route, request)
+            answer = converters.infer_response_to_proto(response)
+        except BaseException as exc:
+            if meter is not None:
+                meter.record(measured, GRPC, outcome_of(exc), time.perf_counter() - started_s)
+            raise
+        if meter is not None:
+            meter.record(measured, GRPC, SUCCESS, time.perf_counter() - started_s)
+        return answer
 
 
 def _metadata(context: Any, key: str | None) -> bytes | None:

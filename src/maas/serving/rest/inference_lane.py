@@ -9,6 +9,11 @@ The lane applies the same checks as the rest of the API, from the one pass it ma
 the headers: the browser defences (``HeaderPolicy``) and, when keys are required, the
 ``predict`` scope on the model the path names (``Gatekeeper``).
 
+With metrics on (``DataPlane.meter``), each request's outcome and its time from entry to
+the encoded answer go to the routed version's series (``statistics.RequestMeter``; a
+request refused before its version is known counts as unrouted): a perf_counter at each
+end and ~0.3 µs between.
+
 While a request waits for its result, the lane watches for the client going away and
 cancels the request, so its queued work is never executed.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Coroutine
 from typing import Any, Final
 
@@ -38,6 +44,7 @@ from maas.serving.access import Gatekeeper, bearer_token
 from maas.serving.dataplane import DataPlane
 from maas.serving.rest.browser import HeaderPolicy
 from maas.serving.rest.errors import error_reply
+from maas.serving.statistics import CLIENT_ERROR, FAILURE, REST, SUCCESS, VersionMetrics, outcome_of
 
 __all__ = ["InferenceLane"]
 
@@ -67,6 +74,7 @@ class InferenceLane:
         self._headers = headers
         self._max_body_bytes = max_body_bytes
         self._json_limits = json_limits
+        self._meter = dataplane.meter
 
     def drain(self) -> None:
         """The server is stopping: report not ready from now on, and go on serving."""
@@ -83,6 +91,9 @@ class InferenceLane:
     async def _infer(
         self, name: str, version: str | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        meter = self._meter
+        started_s = time.perf_counter() if meter is not None else 0.0
+        measured: VersionMetrics | None = None  # the routed version's series
         try:
             headers = scope["headers"]
             header_length, authorization = self._check_headers(headers)
@@ -94,6 +105,7 @@ class InferenceLane:
             if body is None:
                 return  # the client went away (or its body stalled): nobody to answer
             route = await self._dataplane.route(name, version, self._routing_key(name, headers))
+            measured = route[0].stats.metrics
             if len(body) <= _OFF_LOOP_BYTES:  # inline: no coroutine, no thread hop
                 request = decode_request(body, header_length, self._json_limits)
             else:
@@ -102,17 +114,25 @@ class InferenceLane:
                 )
             response = await _unless_disconnected(self._dataplane.infer(route, request), receive)
             if response is None:
+                if meter is not None:
+                    meter.record(measured, REST, CLIENT_ERROR, time.perf_counter() - started_s)
                 return  # the client went away; nobody to answer
             encoded = encode_response(request, response)
         except MaasError as exc:
+            if meter is not None:
+                meter.record(measured, REST, outcome_of(exc), time.perf_counter() - started_s)
             reply = error_reply(exc)
             headers = [*_JSON, *((k.encode(), v.encode()) for k, v in reply.headers.items())]
             await _send(send, reply.status, headers, reply.body)
             return
         except Exception:
+            if meter is not None:
+                meter.record(measured, REST, FAILURE, time.perf_counter() - started_s)
             log.exception("unexpected error in infer")
             await _send(send, 500, _JSON, b'{"error":"internal error","code":"internal"}')
             return
+        if meter is not None:
+            meter.record(measured, REST, SUCCESS, time.perf_counter() - started_s)
         if encoded.json_length is None:
             await _send(send, 200, _JSON, encoded.body)
         else:

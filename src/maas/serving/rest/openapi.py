@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from maas.control.model_config import ModelConfig
 from maas.control.traffic import TrafficPolicySpec
+from maas.serving.rest.drift import ReferenceDocument
 from maas.serving.rest.schemas import ErrorOut
 
 __all__ = ["install_openapi"]
@@ -86,6 +87,7 @@ _DOCUMENTED: Final[tuple[type[BaseModel], ...]] = (
     ErrorOut,
     ModelConfig,
     TrafficPolicySpec,
+    ReferenceDocument,
     InferRequest,
     InferResponse,
 )

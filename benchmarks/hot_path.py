@@ -15,6 +15,7 @@ the driving coroutines is included and the same in every configuration.
 
     .venv/bin/python benchmarks/hot_path.py --quick
     .venv/bin/python benchmarks/hot_path.py --rounds 5 --baseline /tmp/old-checkout/src
+    .venv/bin/python benchmarks/hot_path.py --baseline src --baseline-env MAAS_METRICS=false
 """
 
 from __future__ import annotations
@@ -182,8 +183,14 @@ async def _child(
     return best
 
 
-def _measure(policy: str, binary: bool, args: argparse.Namespace, pythonpath: str | None) -> float:
-    env = dict(os.environ)
+def _measure(
+    policy: str,
+    binary: bool,
+    args: argparse.Namespace,
+    pythonpath: str | None,
+    extra_env: dict[str, str] | None = None,
+) -> float:
+    env = dict(os.environ) | (extra_env or {})
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     command = [
@@ -214,6 +221,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--baseline", help="also measure this source folder (an older checkout's src)"
     )
+    parser.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the baseline only, e.g. MAAS_METRICS=false with "
+        "--baseline pointing at this checkout's src: one code, two settings",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 2,000 requests")
     parser.add_argument(
         "--config", help='every version\'s serving config, as JSON: {"instances": {...}}'
@@ -232,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     codes: list[tuple[str, str | None]] = [("current", None)]
     if args.baseline:
         codes.append(("baseline", str(Path(args.baseline).resolve())))
+    baseline_env = dict(item.split("=", 1) for item in args.baseline_env)
     samples: dict[tuple[str, str, str], list[float]] = {}
     for round_ in range(1, args.rounds + 1):
         for transport in args.transports:
@@ -239,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
                 for code, pythonpath in codes:
                     if code == "baseline" and policy != "none":
                         continue  # the baseline may have no traffic policies
-                    us = _measure(policy, transport == "binary", args, pythonpath)
+                    extra = baseline_env if code == "baseline" else None
+                    us = _measure(policy, transport == "binary", args, pythonpath, extra)
                     samples.setdefault((code, transport, policy), []).append(us)
                     row = f"{code:<8} {transport:<6} {policy:<6} {us:7.1f}"
                     print(f"  round {round_} {row} us/request", flush=True)

@@ -11,7 +11,14 @@ import typer
 from rich.table import Table
 
 from maas.cli.console import console, fail
-from maas.cli.datasets import read_dataset_spec
+from maas.cli.datasets import (
+    DATASET_OPTION,
+    GRAYSCALE_OPTION,
+    IMAGE_SIZE_OPTION,
+    LABEL_COLUMN_OPTION,
+    SPEC_OPTION,
+    read_dataset_spec,
+)
 from maas.cli.options import JSON_OPTION, MODEL_ARGUMENT, VERSION_ARGUMENT
 from maas.cli.render import print_json
 from maas.cli.target import Target, open_target
@@ -94,25 +101,11 @@ def _print_report(name: str, version: int, report: dict[str, Any]) -> None:
 def evaluate(
     name: str = MODEL_ARGUMENT,
     version: str = VERSION_ARGUMENT,
-    dataset: str = typer.Option(
-        None,
-        "--dataset",
-        help="digits, an .npz file (arrays x, y), a .csv file (with --label-column) "
-        "or an image folder (one sub-folder per class).",
-    ),
-    spec_file: Path = typer.Option(
-        None,
-        "--spec",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        help="A job spec file: its dataset section and seed are used.",
-    ),
-    label_column: str = typer.Option(None, "--label-column", help="The CSV's label column."),
-    image_size: tuple[int, int] = typer.Option(
-        None, "--image-size", metavar="H W", help="Resize images to height H, width W."
-    ),
-    grayscale: bool = typer.Option(False, "--grayscale", help="Read images as one channel."),
+    dataset: str = DATASET_OPTION,
+    spec_file: Path = SPEC_OPTION,
+    label_column: str = LABEL_COLUMN_OPTION,
+    image_size: tuple[int, int] = IMAGE_SIZE_OPTION,
+    grayscale: bool = GRAYSCALE_OPTION,
     seed: int = typer.Option(None, help="Split seed (default: the spec's, else 0)."),
     as_json: bool = JSON_OPTION,
 ) -> None:

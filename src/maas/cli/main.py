@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from maas import __version__
-from maas.cli import alias, db, jobs, keys, models, traffic
+from maas.cli import alias, db, jobs, keys, models, optimize, traffic
 from maas.cli.alerts import alerts
 from maas.cli.audit import audit, deployments
 from maas.cli.console import console, report_error
@@ -55,6 +55,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
 app.add_typer(traffic.app, name="traffic")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(optimize.app, name="optimize")
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 

@@ -290,6 +290,58 @@ def compare(
     for metric, left, right, delta in rows:
         table.add_row(metric, number(left), number(right), number(delta, signed=True))
     console.print(table)
+    for parent, child in ((a, b), (b, a)):
+        if _made_from(child, parent):
+            _print_optimization(child)
+
+
+_SIDE_BY_SIDE: tuple[tuple[str, str], ...] = (
+    ("accuracy", "delta"),
+    ("f1_macro", "delta"),
+    ("latency_ms_per_sample_batch_1", "latency_ratio_batch_1"),
+    ("latency_ms_per_sample_batch_32", "latency_ratio_batch_32"),
+    ("throughput_per_s_batch_32", "throughput_ratio_batch_32"),
+    ("size_bytes", "size_ratio"),
+    ("parameter_count", "parameter_ratio"),
+)
+
+
+def _made_from(child: Version, parent: Version) -> bool:
+    """Whether ``child`` is an optimisation of ``parent`` (its report measured both)."""
+    made_from = child.lineage.get("parent") or {}
+    return (
+        "optimization" in child.metrics
+        and made_from.get("model") == parent.model
+        and made_from.get("version") == parent.version
+    )
+
+
+def _print_optimization(child: Version) -> None:
+    """The optimisation report: both versions measured by the job on the same rows and machine
+    (the table above compares what each version recorded when it was made)."""
+    report = child.metrics["optimization"]
+    parent, candidate = report["parent"], report["candidate"]
+    table = Table(
+        "metric",
+        f"parent {child.lineage['parent']['version']}",
+        f"version {child.version}",
+        "change",
+        title=f"{report['method']}: measured side by side on {report['dataset']['rows']} "
+        f"{report['dataset']['split']} rows of {report['dataset']['name']}",
+    )
+    for metric, change in _SIDE_BY_SIDE:
+        if change == "delta":
+            shown = number(report["delta"].get(metric), signed=True)
+        else:
+            ratio = report["ratio"].get(change)
+            shown = "" if ratio is None else f"x{ratio:.3f}"
+        table.add_row(metric, number(parent.get(metric)), number(candidate.get(metric)), shown)
+    table.add_row("agreement with the parent", "", number(report["agreement"]), "")
+    console.print(table)
+    left = report.get("details", {}).get("float_ops") or []
+    if left:
+        ops = ", ".join(f"{op['op_type']} ({len(op['nodes'])})" for op in left)
+        console.print(f"left in float: {ops}")
 
 
 @app.command("gate")
@@ -309,7 +361,9 @@ def gate(
     """Show the validation gate a version must pass to become production, or set it (-f).
 
     Rules: {"metric": M, "min": X} | {"metric": M, "max": X} |
-    {"metric": M, "max_drop_vs_production": X}. An empty list removes the gate.
+    {"metric": M, "max_drop_vs_production": X} | {"metric": M, "max_drop_vs_parent": X}
+    (an optimised version against the parent its report measured it with). An empty list
+    removes the gate.
     """
     with open_target() as target:
         if file is not None:

@@ -29,6 +29,19 @@ def _document_from_flags(**flags: Any) -> dict[str, Any]:
     }
 
 
+def _what(job: Job) -> str:
+    """What the job does, in a few words (its spec is the server's canonical document)."""
+    spec = job.spec
+    kind = spec.get("kind", "train")
+    if kind == "quantize":
+        return f"quantize {spec['parent']}, {spec['method']}"
+    if kind == "prune":
+        return f"prune {spec['parent']}, {spec['method']} {spec['amount']:g}"
+    if kind == "distill":
+        return f"distill {spec['teacher']} into {spec['student']['name']}, {job.epochs} epochs"
+    return f"{spec['model']['name']} on {spec['dataset']['kind']}, {job.epochs} epochs"
+
+
 def submit_and_follow(
     target: Target, document: dict[str, Any], *, detach: bool = False, quiet: bool = False
 ) -> Job:
@@ -41,8 +54,7 @@ def submit_and_follow(
         return job
     if not quiet:
         console.print(
-            f"job [bold]{job.id}[/] queued on {describe(target)}: {job.model} "
-            f"({job.spec['model']['name']} on {job.spec['dataset']['kind']}, {job.epochs} epochs)"
+            f"job [bold]{job.id}[/] queued on {describe(target)}: {job.model} ({_what(job)})"
         )
     if detach:
         console.print(f"follow it with [bold]maas jobs follow {job.id}[/]")

@@ -13,14 +13,32 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 from maas.config import Settings
 from maas.errors import InvalidInputError
-from maas.training.spec import BUILTIN_MODELS, DATASET_PATH_FIELDS, JobSpec
+from maas.optimize.parents import Parent
+from maas.optimize.spec import DistillSpec, OptimizeSpec, dataset_fields
+from maas.training.spec import BUILTIN_MODELS, DATASET_PATH_FIELDS, DatasetSpec, JobSpec
 
 __all__ = ["SubmissionPolicy"]
 
 _log = logging.getLogger(__name__)
+
+
+_Spec = TypeVar("_Spec", bound=JobSpec | OptimizeSpec)
+
+
+def _factories(spec: JobSpec | OptimizeSpec, parent: Parent | None) -> list[tuple[str, str]]:
+    """(field, model name) of every network the job builds."""
+    found = []
+    if isinstance(spec, JobSpec):
+        found.append(("model.name", spec.model.name))
+    if isinstance(spec, DistillSpec):
+        found.append(("student.name", spec.student.name))
+    if parent is not None and parent.architecture:
+        found.append(("parent", str(parent.architecture["model"].get("name", ""))))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,51 +59,60 @@ class SubmissionPolicy:
             require_absolute_paths=True,
         )
 
-    def apply(self, spec: JobSpec) -> JobSpec:
-        """``spec`` with its dataset paths resolved, or ``InvalidInputError`` naming the field."""
-        self._check_factory(spec.model.name)
+    def apply(self, spec: _Spec, parent: Parent | None = None) -> _Spec:
+        """``spec`` with its data sets' paths resolved, or ``InvalidInputError`` naming the
+        field. The factories it would import (a trained model's, a student's, the network
+        a pruned parent is rebuilt from) must come from the allowed packages."""
+        for field, name in _factories(spec, parent):
+            self._check_factory(name, field)
         if self.data_dirs is None:
             return spec
+        updates = {
+            field: self._resolved(field, dataset) for field, dataset in dataset_fields(spec).items()
+        }
+        return cast(_Spec, spec.model_copy(update=updates))  # model_copy keeps the type
+
+    def _resolved(self, field: str, dataset: DatasetSpec) -> DatasetSpec:
+        assert self.data_dirs is not None
         updates = {}
         for name in DATASET_PATH_FIELDS:
-            value = getattr(spec.dataset, name)
+            value = getattr(dataset, name)
             if value is None:
                 continue
             if self.require_absolute_paths and not Path(value).is_absolute():
                 raise InvalidInputError(
-                    f"dataset.{name}: {str(value)!r} must be an absolute path on the server "
+                    f"{field}.{name}: {str(value)!r} must be an absolute path on the server "
                     "(the CLI resolves a spec file's relative paths before submitting)",
-                    {"field": f"dataset.{name}"},
+                    {"field": f"{field}.{name}"},
                 )
             resolved = Path(value).resolve()
             if not any(resolved.is_relative_to(folder) for folder in self.data_dirs):
                 # The caller learns which of its paths is refused, never the server's folders.
                 _log.info(
-                    "job refused: dataset.%s %s resolves to %s, outside %s",
+                    "job refused: %s.%s %s resolves to %s, outside %s",
+                    field,
                     name,
                     value,
                     resolved,
                     ", ".join(str(folder) for folder in self.data_dirs),
                 )
                 raise InvalidInputError(
-                    f"dataset.{name}: {value} is outside the folders this server lets jobs "
+                    f"{field}.{name}: {value} is outside the folders this server lets jobs "
                     "read (the server's MAAS_JOB_DATA_DIRS sets them)",
-                    {"field": f"dataset.{name}"},
+                    {"field": f"{field}.{name}"},
                 )
             updates[name] = resolved
-        if not updates:
-            return spec
-        return spec.model_copy(update={"dataset": spec.dataset.model_copy(update=updates)})
+        return dataset.model_copy(update=updates) if updates else dataset
 
-    def _check_factory(self, name: str) -> None:
+    def _check_factory(self, name: str, field: str) -> None:
         if self.factory_modules is None or name in BUILTIN_MODELS:
             return
         module = name.partition(":")[0]
         if not any(module == m or module.startswith(m + ".") for m in self.factory_modules):
             raise InvalidInputError(
-                f"model.name: this server imports model factories only from the packages "
+                f"{field}: this server imports model factories only from the packages "
                 f"MAAS_JOB_FACTORY_MODULES names ({', '.join(self.factory_modules) or 'none'}), "
                 f"not {module!r}; use a zoo model ({', '.join(BUILTIN_MODELS)}) or run the job "
                 "with the CLI and no server",
-                {"field": "model.name"},
+                {"field": field},
             )

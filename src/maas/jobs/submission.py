@@ -1,4 +1,4 @@
-"""Submitting a job: the spec is validated in full before anything is queued.
+"""Submitting a job of any kind: the spec is validated in full before anything is queued.
 
 Validation loads the dataset and imports the user's model factory, which is user code
 and may take memory; it runs in a short-lived child process (``python -m
@@ -16,9 +16,10 @@ from typing import Any, Final
 
 from maas.errors import InvalidInputError, NotFoundError, UnavailableError
 from maas.jobs.policy import SubmissionPolicy
+from maas.optimize.parents import Parent, VersionLookup, resolve
+from maas.optimize.spec import AnyJobSpec, TrainSpec, job_epochs, parse_job
 from maas.registry.entities import Job
 from maas.registry.service import Registry
-from maas.training.spec import parse_spec
 
 __all__ = ["VALIDATION_TIMEOUT_S", "submit_job", "training_available", "validate_document"]
 
@@ -31,17 +32,12 @@ def training_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def validate_document(document: dict[str, Any], policy: SubmissionPolicy) -> dict[str, Any]:
-    """The spec as a canonical JSON document, or ``InvalidInputError`` naming the field.
-
-    The cheap checks and ``policy`` run here; reading the data and importing a factory
-    run in the child process."""
-    spec = policy.apply(parse_spec(document))
-    canonical = spec.model_dump(mode="json")
+def _run_validator(job: dict[str, Any]) -> None:
+    """The checks that read data or build a network, in a child process."""
     try:
         result = subprocess.run(
             [sys.executable, "-m", "maas.jobs.validate"],
-            input=json.dumps(canonical),
+            input=json.dumps(job),
             capture_output=True,
             text=True,
             timeout=VALIDATION_TIMEOUT_S,
@@ -64,7 +60,30 @@ def validate_document(document: dict[str, Any], policy: SubmissionPolicy) -> dic
         ) from None
     if "error" in verdict:
         raise InvalidInputError(verdict["error"]["message"], verdict["error"]["details"])
-    return canonical
+
+
+def validate_document(
+    document: dict[str, Any], policy: SubmissionPolicy, registry: VersionLookup | None = None
+) -> tuple[dict[str, Any], AnyJobSpec]:
+    """The job as a canonical JSON document (and its parsed spec), or ``InvalidInputError``
+    naming the field.
+
+    The cheap checks, the parent's resolution (optimisations: pinned to a version number,
+    defaults filled from its lineage, ``registry`` required) and ``policy`` run here;
+    reading the data and building networks run in the child process. A training job's
+    canonical document has no ``kind`` (training is the default kind)."""
+    spec = parse_job(document)
+    parent: Parent | None = None
+    if not isinstance(spec, TrainSpec):
+        if registry is None:
+            raise UnavailableError("optimisation jobs need the registry to resolve the parent")
+        spec, parent = resolve(registry, spec)
+    spec = policy.apply(spec, parent)
+    canonical = spec.model_dump(
+        mode="json", exclude={"kind"} if isinstance(spec, TrainSpec) else None
+    )
+    _run_validator({"spec": canonical, "parent": None if parent is None else parent.to_dict()})
+    return canonical, spec
 
 
 def _check_parent(registry: Registry, init_from: str) -> None:
@@ -90,14 +109,16 @@ def submit_job(
     actor: str,
     policy: SubmissionPolicy | None = None,
 ) -> Job:
-    """Validate ``document`` under ``policy`` (default: anything goes, as for a local run)
-    and queue it; nothing is queued if it is refused."""
+    """Validate ``document`` (a job of any kind) under ``policy`` (default: anything goes,
+    as for a local run) and queue it; nothing is queued if it is refused."""
     if not training_available():
         raise UnavailableError(
-            "this maas installation cannot train: install the torch extra "
+            "this maas installation cannot train or optimise: install the torch extra "
             "(pip install 'maas[torch]')"
         )
-    canonical = validate_document(document, policy or SubmissionPolicy())
-    if canonical.get("init_from"):
-        _check_parent(registry, canonical["init_from"])
-    return registry.jobs.submit(canonical["model_name"], canonical, actor=actor)
+    canonical, spec = validate_document(document, policy or SubmissionPolicy(), registry)
+    if isinstance(spec, TrainSpec) and spec.init_from:
+        _check_parent(registry, spec.init_from)
+    model_name = spec.model_name
+    assert model_name is not None  # resolve fills an optimisation's model name
+    return registry.jobs.submit(model_name, canonical, actor=actor, epochs=job_epochs(spec))

@@ -1,4 +1,5 @@
-"""``python -m maas.jobs.worker JOB_ID``: run one training job and report it to the registry.
+"""``python -m maas.jobs.worker JOB_ID``: run one job (training or an optimisation) and report
+it to the registry.
 
 The worker owns the job while it runs: it writes progress (epoch, step, ETA) at most
 every ``REPORT_INTERVAL_S``, each epoch's metrics, its log, and a checkpoint after every
@@ -28,11 +29,12 @@ import torch
 
 from maas.config import Settings
 from maas.errors import MaasError, describe
+from maas.optimize.jobs import run_optimization
+from maas.optimize.spec import TrainSpec, parse_job
 from maas.registry.entities import Job
 from maas.registry.jobs import JobBook
 from maas.registry.service import Registry
 from maas.training.pipeline import TrainingHooks, train_job
-from maas.training.spec import parse_spec
 from maas.training.trainer import EpochReport
 
 __all__ = ["JobCancelled", "checkpoint_path", "run_job"]
@@ -144,7 +146,7 @@ def _resume_state(job: Job, path: Path) -> dict[str, Any] | None:
 
 
 def run_job(registry: Registry, job: Job, jobs_dir: Path) -> Job:
-    """Train ``job`` (already claimed, state running) to its end state, which is returned."""
+    """Run ``job`` (already claimed, state running) to its end state, which is returned."""
     jobs = registry.jobs
     path = checkpoint_path(jobs_dir, job.id)
     handler = _JobLogHandler(jobs, job.id)
@@ -152,7 +154,7 @@ def run_job(registry: Registry, job: Job, jobs_dir: Path) -> Job:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        spec = parse_spec(job.spec)
+        spec = parse_job(job.spec)
         reporter = _Reporter(jobs, job, path)
         hooks = TrainingHooks(
             on_epoch=reporter.on_epoch,
@@ -161,7 +163,10 @@ def run_job(registry: Registry, job: Job, jobs_dir: Path) -> Job:
             resume_from=_resume_state(job, path),
             lineage={"job": job.id},
         )
-        version = train_job(registry, spec, hooks=hooks)
+        if isinstance(spec, TrainSpec):
+            version = train_job(registry, spec, hooks=hooks)
+        else:
+            version = run_optimization(registry, spec, hooks)
     except JobCancelled:
         return jobs.finish(job.id, "cancelled")
     except MaasError as error:

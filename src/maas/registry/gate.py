@@ -4,11 +4,15 @@ Rules are plain data kept per model::
 
     [{"metric": "accuracy", "min": 0.95},
      {"metric": "accuracy", "max_drop_vs_production": 0.01},
-     {"metric": "latency_ms_per_sample_batch_1", "max": 2.0}]
+     {"metric": "latency_ms_per_sample_batch_1", "max": 2.0},
+     {"metric": "accuracy", "max_drop_vs_parent": 0.01}]
 
 ``min``/``max`` bound the candidate's own value; ``max_drop_vs_production`` bounds how
 much worse than the version now under ``production`` it may be (lower is worse; a model
-with no production version passes that rule).
+with no production version passes that rule). ``max_drop_vs_parent`` bounds how much
+worse an optimised version is than the version it was made from, as its optimisation
+report measured both on the same rows and machine (``metrics.optimization.parent``); a
+version that was not made by an optimisation passes that rule.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from typing import Any, Final
 
 from maas.errors import InvalidInputError
 
-__all__ = ["check_rules", "failed_rules"]
+__all__ = ["check_rules", "failed_rules", "parent_metrics"]
 
-_BOUNDS: Final = ("min", "max", "max_drop_vs_production")
+_BOUNDS: Final = ("min", "max", "max_drop_vs_production", "max_drop_vs_parent")
 
 
 def check_rules(rules: Any) -> list[dict[str, Any]]:
@@ -44,6 +48,27 @@ def check_rules(rules: Any) -> list[dict[str, Any]]:
     return checked
 
 
+def parent_metrics(candidate: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The parent's metrics as an optimised version's report measured them, else None."""
+    report = candidate.get("optimization")
+    parent = report.get("parent") if isinstance(report, Mapping) else None
+    return parent if isinstance(parent, Mapping) else None
+
+
+def _drop(
+    metric: str, value: float, bound: float, reference: Mapping[str, Any] | None, whose: str
+) -> list[str]:
+    current = None if reference is None else reference.get(metric)
+    if not isinstance(current, int | float) or isinstance(current, bool):
+        return []
+    if current - value <= bound:
+        return []
+    return [
+        f"{metric} {value:.4g} is {current - value:.4g} below {whose} {current:.4g} "
+        f"(allowed drop {bound:.4g})"
+    ]
+
+
 def failed_rules(
     rules: Sequence[Mapping[str, Any]],
     candidate: Mapping[str, Any],
@@ -61,14 +86,10 @@ def failed_rules(
             failures.append(f"{metric} {value:.4g} < min {rule['min']:.4g}")
         if "max" in rule and value > rule["max"]:
             failures.append(f"{metric} {value:.4g} > max {rule['max']:.4g}")
-        if "max_drop_vs_production" in rule and production is not None:
-            current = production.get(metric)
-            if (
-                isinstance(current, int | float)
-                and current - value > rule["max_drop_vs_production"]
-            ):
-                failures.append(
-                    f"{metric} {value:.4g} is {current - value:.4g} below production's "
-                    f"{current:.4g} (allowed drop {rule['max_drop_vs_production']:.4g})"
-                )
+        if "max_drop_vs_production" in rule:
+            bound = rule["max_drop_vs_production"]
+            failures += _drop(metric, value, bound, production, "production's")
+        if "max_drop_vs_parent" in rule:
+            bound = rule["max_drop_vs_parent"]
+            failures += _drop(metric, value, bound, parent_metrics(candidate), "its parent's")
     return failures

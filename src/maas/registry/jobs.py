@@ -92,11 +92,20 @@ class JobBook:
 
     # -- submitting and reading -------------------------------------------------------
 
-    def submit(self, model_name: str, spec: dict[str, Any], *, actor: str = "cli") -> Job:
-        """Queue a job for an already validated ``spec``; audited under the model's name."""
+    def submit(
+        self,
+        model_name: str,
+        spec: dict[str, Any],
+        *,
+        actor: str = "cli",
+        epochs: int | None = None,
+    ) -> Job:
+        """Queue a job for an already validated ``spec``; audited under the model's name.
+        ``epochs`` (what its progress counts to) defaults to the spec's hyper-parameters'."""
         check_model_name(model_name)
         spec = check_json_object("spec", spec)
-        epochs = spec.get("hyperparameters", {}).get("epochs", 0)
+        if epochs is None:
+            epochs = spec.get("hyperparameters", {}).get("epochs", 0)
         with transaction(self._writes) as session:
             now = utc_now()
             row = JobRow(

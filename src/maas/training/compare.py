@@ -18,6 +18,7 @@ SCALAR_METRICS: Final[tuple[str, ...]] = (
     "roc_auc_macro",
     "latency_ms_per_sample_batch_1",
     "latency_ms_per_sample_batch_32",
+    "throughput_per_s_batch_32",
     "size_bytes",
     "parameter_count",
     "num_samples",

@@ -171,6 +171,8 @@ def _read_npz(path: Path, field: str) -> _Source:
         raise _refuse(field, f"x must be numeric with one row per sample, got {x.dtype} {x.shape}")
     if labels.ndim != 1 or len(labels) != len(x):
         raise _refuse(field, f"y must be 1-D with {len(x)} labels, got shape {labels.shape}")
+    if len(x) == 0:
+        raise _refuse(field, "holds no samples")
     x = x.astype(np.float32)
     bad = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))
     if bad.size:
@@ -317,6 +319,8 @@ def _split(
     digest: str,
 ) -> Dataset:
     """Stratified by ratio, or by the given files (mapped with the training classes)."""
+    if len(source.labels) == 0:
+        raise _refuse("dataset.path", "holds no samples")
     class_names = tuple(str(label) for label in np.unique(source.labels).tolist())
     if len(class_names) < 2:
         raise _refuse("dataset.path", f"needs at least two classes, found {len(class_names)}")

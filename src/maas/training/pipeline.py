@@ -27,13 +27,15 @@ from maas.training.export import export_onnx, export_torchscript
 from maas.training.finetune import TORCHSCRIPT, VersionReader, load_parent_weights
 from maas.training.report import SCALAR_METRICS, evaluation_report
 from maas.training.signature import onnx_signature
-from maas.training.spec import JobSpec
+from maas.training.spec import Augment, Hyperparameters, JobSpec
 from maas.training.trainer import EpochReport, TrainConfig, train
 from maas.training.zoo import ClassifierHead, build_model, parameter_count
 
 __all__ = [
     "TrainingHooks",
     "VersionRegistrar",
+    "input_reference",
+    "train_config",
     "train_job",
 ]
 
@@ -80,8 +82,12 @@ class TrainingHooks:
     lineage: dict[str, Any] = field(default_factory=dict)
 
 
-def _train_config(spec: JobSpec) -> TrainConfig:
-    h = spec.hyperparameters
+def train_config(
+    h: Hyperparameters, *, device: str = "auto", augment: Augment | None = None
+) -> TrainConfig:
+    """The trainer's configuration for a spec's hyper-parameters (shared by every job kind
+    that trains: training, fine-tuning after pruning, distillation)."""
+    augment = augment or Augment()
     return TrainConfig(
         epochs=h.epochs,
         batch_size=h.batch_size,
@@ -95,9 +101,9 @@ def _train_config(spec: JobSpec) -> TrainConfig:
         gamma=h.gamma,
         early_stopping_metric=h.early_stopping.metric if h.early_stopping else None,
         early_stopping_patience=h.early_stopping.patience if h.early_stopping else 5,
-        device=spec.device,
-        augment_flip=spec.dataset.augment.flip,
-        augment_crop=spec.dataset.augment.crop,
+        device=device,
+        augment_flip=augment.flip,
+        augment_crop=augment.crop,
     )
 
 
@@ -174,7 +180,7 @@ def train_job(
     if spec.init_from is not None:
         parent = {"parent": load_parent_weights(registry, spec.init_from, head)}
     hooks = hooks or TrainingHooks(on_epoch=on_epoch)
-    config = _train_config(spec)
+    config = train_config(spec.hyperparameters, device=spec.device, augment=spec.dataset.augment)
     _log.info(
         "model %s: %d parameters%s; training %d epochs on %s",
         spec.model.name,

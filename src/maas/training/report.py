@@ -99,6 +99,7 @@ def evaluation_report(
     - ``confusion_matrix``: list of rows, row = true class, column = predicted class;
     - ``latency_ms_per_sample_batch_1`` / ``_batch_32``: median ONNX Runtime (CPU) ms per
       sample over timed runs after warm-up (rows of ``x``, repeated if fewer than 32);
+    - ``throughput_per_s_batch_32``: samples per second at batch 32 on one session;
     - ``size_bytes``: the artifact's file size; ``parameter_count``: as given, else None;
     - ``num_samples``: ``len(y)``; ``input_name`` / ``output_name``: the tensors used.
 
@@ -140,6 +141,7 @@ def evaluation_report(
     report: dict[str, Any] = dict(evaluate(logits, y_true))
     report.update(_per_class(logits, y_true, names))
     report.update(_latencies(session, name, features))
+    report["throughput_per_s_batch_32"] = 1000.0 / report["latency_ms_per_sample_batch_32"]
     report["size_bytes"] = onnx_path.stat().st_size
     report["parameter_count"] = None if parameter_count is None else int(parameter_count)
     report["num_samples"] = len(y_true)

@@ -227,15 +227,19 @@ def _read_document(path: Path) -> Any:
     )
 
 
-def load_spec(path: Path) -> JobSpec:
-    """Read a spec file; relative dataset paths are taken from the spec file's folder."""
+def _document_of(path: Path) -> Any:
+    """A spec file's decoded content, or ``InvalidInputError`` on field ``spec``."""
     try:
-        document = _read_document(path)
+        return _read_document(path)
     except FileNotFoundError:
         raise InvalidInputError(f"spec: file {path} not found", {"field": "spec"}) from None
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
         raise InvalidInputError(f"spec: cannot parse {path}: {error}", {"field": "spec"}) from None
-    spec = parse_spec(document)
+
+
+def load_spec(path: Path) -> JobSpec:
+    """Read a spec file; relative dataset paths are taken from the spec file's folder."""
+    spec = parse_spec(_document_of(path))
     base = path.resolve().parent
     updates = {
         name: base / value

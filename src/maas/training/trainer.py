@@ -20,7 +20,7 @@ from torch import nn
 from maas.errors import InvalidInputError
 from maas.training.datasets import Dataset
 
-__all__ = ["EpochReport", "TrainConfig", "predict_logits", "train"]
+__all__ = ["EpochReport", "TrainConfig", "TrainingLoss", "predict_logits", "train"]
 
 _CHOICES: Final[dict[str, tuple[Any, ...]]] = {
     "optimizer": ("adam", "sgd", "adamw"),
@@ -29,6 +29,13 @@ _CHOICES: Final[dict[str, tuple[Any, ...]]] = {
     "device": ("auto", "cpu", "cuda"),
 }
 _EVAL_ROWS: Final = 1024
+
+TrainingLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``loss(logits, labels, batch_indices)`` -> a scalar to minimise.
+
+``batch_indices`` are the batch's rows of ``dataset.x_train`` (on the training device),
+so a loss can look up per-row targets, as distillation does with a teacher's logits.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +213,7 @@ def train(
     on_step: Callable[[int, int, int], None] | None = None,
     checkpoint: Callable[[int, dict[str, Any]], None] | None = None,
     resume_from: dict[str, Any] | None = None,
+    loss: TrainingLoss | None = None,
 ) -> list[EpochReport]:
     """Train ``model`` in place on ``dataset``'s train split; report each epoch.
 
@@ -216,7 +224,9 @@ def train(
     state as ``resume_from`` to carry on at the next epoch (the returned history then
     includes the earlier epochs). With ``early_stopping_metric`` set, training stops after
     ``early_stopping_patience`` epochs without improvement and the best weights are
-    restored. The model ends on the CPU, ready for export; the caller's RNG is untouched.
+    restored. ``loss`` replaces cross-entropy as the training objective (and so as
+    ``train_loss``); ``val_loss`` stays cross-entropy, comparable across objectives.
+    The model ends on the CPU, ready for export; the caller's RNG is untouched.
 
     >>> train(model, load_digits(), TrainConfig(epochs=2))  # doctest: +SKIP
     [EpochReport(epoch=1, ...), EpochReport(epoch=2, ...)]
@@ -230,6 +240,7 @@ def train(
     shuffle = torch.Generator().manual_seed(config.seed)
     augment = torch.Generator(device=device).manual_seed(config.seed + 1)
     loss_fn = nn.CrossEntropyLoss()
+    objective = loss if loss is not None else lambda logits, labels, _: loss_fn(logits, labels)
     sign = -1.0 if config.early_stopping_metric == "val_loss" else 1.0
     best: dict[str, Any] = {"value": -float("inf"), "epoch": 0, "weights": None, "waited": 0}
     reports: list[EpochReport] = []
@@ -260,10 +271,10 @@ def train(
                 batch = order[start : start + config.batch_size]
                 features = _augment(x_train[batch], config, augment)
                 optimizer.zero_grad()
-                loss = loss_fn(model(features), y_train[batch])
-                loss.backward()
+                batch_loss = objective(model(features), y_train[batch], batch)
+                batch_loss.backward()
                 optimizer.step()
-                total_loss += loss.item() * len(batch)
+                total_loss += batch_loss.item() * len(batch)
                 if on_step is not None:
                     on_step(epoch, step, steps)
             if scheduler is not None:

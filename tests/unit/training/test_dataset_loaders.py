@@ -139,3 +139,17 @@ def test_digits_kind_matches_load_digits_and_can_hold_out_a_test_set() -> None:
     held_out: Dataset = load_dataset(_spec(test_fraction=0.1), seed=0)
     assert held_out.x_test is not None and len(held_out.x_test) == 180
     assert held_out.content_sha256 == reference.content_sha256
+
+
+def test_files_without_samples_are_refused_not_crashed_on(tmp_path: Path) -> None:
+    """An empty .npz once crashed the loader (reshape of a 0-row array) instead of refusing."""
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x=np.zeros((0, 4), np.float32), y=np.zeros((0,), np.int64))
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,b,label\n")
+    for spec in (
+        DatasetSpec(kind="npz", path=empty),
+        DatasetSpec(kind="csv", path=header_only, label_column="label"),
+    ):
+        with pytest.raises(InvalidInputError, match=r"^dataset.path: holds no samples$"):
+            load_dataset(spec, seed=0)

@@ -1,4 +1,5 @@
-"""The jobs API (JSON under /api/jobs): submit training jobs, watch them, cancel, resume."""
+"""The jobs API (JSON under /api/jobs): submit training and optimisation jobs, watch them,
+cancel, resume."""
 
 from __future__ import annotations
 
@@ -73,13 +74,18 @@ def jobs_router(api: ApiContext) -> APIRouter:
     train = api.access.allow(Scope.TRAIN, reach=Reach.EVERY)
     read = api.access.allow(Scope.READ, reach=Reach.EVERY)
 
-    @router.post("", status_code=201, summary="Submit a training job", dependencies=train)
+    @router.post(
+        "", status_code=201, summary="Submit a training or optimisation job", dependencies=train
+    )
     async def submit(request: Request, document: dict[str, Any]) -> JobOut:
-        """The body is a job spec (the fields of a spec file, as JSON). It is validated in
-        full first (dataset read, model checked): a bad spec is refused with 400 and the
-        field named in ``details.field``; nothing is queued. Dataset paths must be absolute
-        and inside the server's MAAS_JOB_DATA_DIRS; factories must come from its
-        MAAS_JOB_FACTORY_MODULES."""
+        """The body is a job spec (the fields of a spec file, as JSON) whose ``kind`` is
+        ``train`` (the default), ``quantize``, ``prune`` or ``distill``; an optimisation
+        names its ``parent`` (``teacher`` for distill) as NAME:VERSION or NAME:ALIAS, pinned
+        to a version number at submission, and its result is registered as a new version
+        with a report against that parent. It is validated in full first (datasets read,
+        networks checked): a bad spec is refused with 400 and the field named in
+        ``details.field``; nothing is queued. Dataset paths must be absolute and inside the
+        server's MAAS_JOB_DATA_DIRS; factories must come from its MAAS_JOB_FACTORY_MODULES."""
         return _job_out(await api.call(jobs.submit, document, actor=actor(request)))
 
     @router.get("", summary="List jobs, newest first", dependencies=read)

@@ -134,7 +134,9 @@ class ArchiveIn(BaseModel):
 class GateIn(BaseModel):
     rules: list[dict[str, Any]] = Field(
         description='e.g. [{"metric": "accuracy", "min": 0.95}, '
-        '{"metric": "accuracy", "max_drop_vs_production": 0.01}]; [] removes the gate.'
+        '{"metric": "accuracy", "max_drop_vs_production": 0.01}, '
+        '{"metric": "accuracy", "max_drop_vs_parent": 0.01}] (an optimised version against '
+        "its parent, as its optimisation report measured both); [] removes the gate."
     )
 
 

@@ -29,10 +29,8 @@ shared 2-core machine moves by 10-25% between runs. Ratios above 1 (slower, larg
 printed as such. Throughput ratio = float32 ms / model ms at batch 32 (above 1: more
 rows per second).
 
-The benchmark ResNet, like torchvision's, calls one ReLU module twice per block; the
-pruner does not follow a module reached from two places, and would find nothing to
-prune. The CNN is therefore traced with torch.fx and each further call of a
-parameter-free module gets its own copy (the same function), then pruned and exported.
+Pruning uses the job's default channel multiple (kept widths in multiples of 16, which
+ONNX Runtime's CPU convolutions run fastest; ``--multiple 1`` for the exact fraction).
 
     .venv/bin/python benchmarks/optimize.py --quick      # smoke test, under a minute
     .venv/bin/python benchmarks/optimize.py --json optimize.json   # 5 rounds, ~3 minutes
@@ -47,7 +45,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +53,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.fx
-from torch import nn
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -228,24 +224,8 @@ def _verdict(row: dict[str, Any]) -> str:
 # --- the CNN ------------------------------------------------------------------------------
 
 
-def _own_modules(module: nn.Module) -> torch.fx.GraphModule:
-    """``module`` traced, each further call of a parameter-free submodule on its own copy.
-
-    Same function; the pruner then sees one user per module (see the module docstring).
-    """
-    traced = torch.fx.symbolic_trace(module)
-    calls: Counter[str] = Counter()
-    for node in traced.graph.nodes:
-        if node.op != "call_module":
-            continue
-        target = str(node.target)
-        calls[target] += 1
-        shared = traced.get_submodule(target)
-        if calls[target] > 1 and not any(True for _ in shared.parameters()):
-            node.target = f"{target}_call{calls[target]}"
-            traced.add_submodule(node.target, copy.deepcopy(shared))
-    traced.recompile()
-    return traced
+def _multiple(args: argparse.Namespace) -> dict[str, int]:
+    return {} if args.multiple is None else {"multiple": args.multiple}
 
 
 def _cnn(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -281,8 +261,8 @@ def _cnn(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             )
             print(f"cnn: {name} quantised and loaded ({seconds:.1f} s)", flush=True)
     started = time.perf_counter()
-    pruned_module = _own_modules(_build("cnn").eval())
-    pruning = prune_structured(pruned_module, PRUNE_AMOUNT, sample)
+    pruned_module = _build("cnn").eval()
+    pruning = prune_structured(pruned_module, PRUNE_AMOUNT, sample, **_multiple(args))
     pruned_path = workdir / "cnn-pruned.onnx"
     export_onnx(pruned_module, sample, pruned_path)
     seconds = time.perf_counter() - started
@@ -348,7 +328,7 @@ def _digits(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         others.append(_candidate(name, target, parent.parameters, args.threads, x_val, **details))
     started = time.perf_counter()
     pruned = copy.deepcopy(head)
-    pruning = prune_structured(pruned, PRUNE_AMOUNT, sample)
+    pruning = prune_structured(pruned, PRUNE_AMOUNT, sample, **_multiple(args))
     train(pruned.model, digits, TrainConfig(epochs=budget.finetune_epochs))
     pruned_path = workdir / "digits-pruned.onnx"
     export_onnx(pruned, sample, pruned_path, output_names=outputs)
@@ -496,6 +476,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--quick", action="store_true", help="1 round, short timings, few epochs, per tensor only"
+    )
+    parser.add_argument(
+        "--multiple",
+        type=int,
+        default=None,
+        help="pruning: kept widths in multiples of this (default: the job's default)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)

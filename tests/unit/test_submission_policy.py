@@ -9,6 +9,8 @@ import pytest
 from maas.config import Settings
 from maas.errors import InvalidInputError
 from maas.jobs.policy import SubmissionPolicy
+from maas.optimize.parents import Parent
+from maas.optimize.spec import QuantizeSpec, parse_job
 from maas.training.spec import parse_spec
 
 
@@ -89,3 +91,41 @@ def test_a_refusal_names_the_field_and_the_setting_never_the_servers_folders(
     assert allowed.name not in error.message
     assert error.details == {"field": "dataset.path"}
     assert allowed.name in caplog.text  # the whole reason is in the server's log
+
+
+def _parent(model: str = "cnn") -> Parent:
+    return Parent("digits", 1, ("onnx", "torchscript"), (64,), 10, {"model": {"name": model}})
+
+
+def test_every_data_set_of_an_optimisation_is_checked(tmp_path: Path) -> None:
+    allowed = tmp_path / "data"
+    allowed.mkdir()
+    policy = SubmissionPolicy(data_dirs=(allowed.resolve(),), factory_modules=())
+    inside = {"kind": "npz", "path": str(allowed / "a" / ".." / "rows.npz")}
+    outside = {"kind": "npz", "path": str(tmp_path / "rows.npz")}
+    spec = parse_job(
+        {"kind": "quantize", "parent": "digits:1", "method": "static", "calibration": inside}
+    )
+    resolved = policy.apply(spec, _parent())
+    assert isinstance(resolved, QuantizeSpec) and resolved.calibration is not None
+    assert resolved.calibration.path == (allowed / "rows.npz").resolve()
+    for field in ("calibration", "evaluation"):
+        document = {"kind": "quantize", "parent": "digits:1", field: outside}
+        with pytest.raises(InvalidInputError) as caught:
+            policy.apply(parse_job(document), _parent())
+        assert caught.value.details["field"] == f"{field}.path"
+
+
+def test_a_students_and_a_parents_factory_must_come_from_allowed_packages() -> None:
+    policy = SubmissionPolicy(data_dirs=None, factory_modules=("mypkg",))
+    student = parse_job(
+        {"kind": "distill", "teacher": "digits:1", "student": {"name": "other.nets:small"}}
+    )
+    with pytest.raises(InvalidInputError) as caught:
+        policy.apply(student, _parent())
+    assert caught.value.details["field"] == "student.name"
+    pruning = parse_job({"kind": "prune", "parent": "digits:1"})
+    with pytest.raises(InvalidInputError) as caught:
+        policy.apply(pruning, _parent("other.nets:big"))
+    assert caught.value.details["field"] == "parent"
+    assert policy.apply(pruning, _parent("mypkg.nets:big")) == pruning

@@ -302,7 +302,8 @@ class Client:
     # -- jobs ------------------------------------------------------------------------------
 
     def submit_job(self, spec: dict[str, Any]) -> Job:
-        """Queue a training job; the server validates the spec in full first."""
+        """Queue a job (its ``kind``: train, the default, or quantize, prune, distill); the
+        server validates the spec in full first."""
         return self._run(calls.submit_job(spec))
 
     def get_job(self, job_id: int) -> Job:

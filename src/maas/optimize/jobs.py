@@ -158,7 +158,7 @@ def _zeros_held(model: nn.Module) -> Iterator[None]:
 def _prune(spec: PruneSpec, job: _Job) -> _Made:
     head = rebuild(job.parent, job.registry.artifact_path(job.version, TORCHSCRIPT))
     if spec.method == "structured":
-        result = prune_structured(head, spec.amount, job.sample())
+        result = prune_structured(head, spec.amount, job.sample(), multiple=spec.channel_multiple)
     else:
         result = prune_unstructured(head, spec.amount)
     _log.info(

@@ -13,11 +13,7 @@ validation rows, one thread):
 - float16 halves the file; ORT's CPU provider lacks float16 kernels for most ops and casts
   them back to float32 at load, so on CPU it saves space, not time.
 
-The census in the result comes from one profiled run of the result with the fusions ORT
-applies when serving it (``ORT_ENABLE_EXTENDED``), so int8 counts name the kernels that
-really run (float16 ones describe the stored graph, see above). Ops that only move or
-(de)quantise data are not counted; a float node ORT fuses into another (a Relu into a
-float Gemm) is not listed on its own.
+The result's census of what runs in int8 and what stays float: ``maas.optimize.census``.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ import json
 import logging
 import tempfile
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +36,7 @@ from onnxruntime import quantization as ortq
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from maas.errors import InvalidArtifactError, InvalidInputError, MaasError, describe
+from maas.optimize.census import float16_census, int8_census
 
 __all__ = ["CalibrationMethod", "QuantizationMethod", "QuantizationResult", "quantize_model"]
 
@@ -54,16 +50,6 @@ _CALIBRATORS: Final = {
     "entropy": ortq.CalibrationMethod.Entropy,
     "percentile": ortq.CalibrationMethod.Percentile,
 }
-# fmt: off
-_PLUMBING: Final = frozenset({
-    "Cast", "Concat", "Constant", "ConstantOfShape", "DequantizeLinear", "DynamicQuantizeLinear",
-    "Expand", "Flatten", "Gather", "Identity", "QuantizeLinear", "Reshape", "Shape", "Size",
-    "Slice", "Split", "Squeeze", "Tile", "Transpose", "Unsqueeze",
-})
-# fmt: on
-"""Ops that move, reshape or (de)quantise data: neither quantised nor float compute."""
-_RENAMES: Final = ("/MatMulAddFusion", "_quant", "_MatMul", "_Add")
-_INTEGER: Final = frozenset({"int8", "uint8", "int16", "uint16", "int4", "uint4"})
 _CHECK_ROWS: Final = 3
 
 
@@ -287,67 +273,6 @@ def _profiled_run(
     return [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
 
 
-def _types(tensors: list[dict[str, Any]]) -> set[str]:
-    return {dtype for tensor in tensors for dtype in tensor}
-
-
-def _origin(name: str, source_ops: dict[str, str]) -> str | None:
-    """The source node an executed node stems from, through the renames of ORT's fusions
-    (``fused <name>``, ``<name>/MatMulAddFusion``) and of the dynamic quantiser
-    (``<name>_MatMul``, ``<name>_Add``, ``<name>_quant``); None for nodes they added."""
-    name = name.removeprefix("fused ")
-    while name not in source_ops:
-        suffix = next((s for s in _RENAMES if name.endswith(s)), None)
-        if suffix is None:
-            return None
-        name = name.removesuffix(suffix)
-    return name
-
-
-def _census_int8(
-    events: list[dict[str, Any]], source_ops: dict[str, str]
-) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """Executed kernels on 8-bit tensors by op; source nodes none of whose kernels are."""
-    quantized: Counter[str] = Counter()
-    integer_by_origin: dict[str, bool] = {}
-    for event in {e["name"]: e for e in events}.values():  # one per node
-        args = event["args"]
-        op, dtypes = args["op_name"], _types(args["input_type_shape"] + args["output_type_shape"])
-        if op in _PLUMBING:
-            continue
-        integer = bool(dtypes & _INTEGER)
-        quantized[op] += integer
-        origin = _origin(event["name"].removesuffix("_kernel_time"), source_ops)
-        if origin is not None and (integer or "float" in dtypes):
-            integer_by_origin[origin] = integer_by_origin.get(origin, False) or integer
-    floats: dict[str, list[str]] = {}
-    for name, op_type in source_ops.items():
-        if integer_by_origin.get(name) is False:
-            floats.setdefault(op_type, []).append(name)
-    return +quantized, floats
-
-
-def _census_float16(
-    target: Path, source_ops: dict[str, str]
-) -> tuple[dict[str, int], dict[str, list[str]]]:
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(target)))
-    graph = model.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input]}
-    types.update({t.name: t.data_type for t in graph.initializer})
-    half, single = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
-    quantized: Counter[str] = Counter()
-    floats: dict[str, list[str]] = {}
-    for node in graph.node:
-        dtypes = {types.get(name) for name in node.input if name}
-        if node.op_type in _PLUMBING:
-            continue
-        if half in dtypes:
-            quantized[node.op_type] += 1
-        elif single in dtypes and node.name in source_ops:
-            floats.setdefault(node.op_type, []).append(node.name)
-    return dict(quantized), floats
-
-
 def _quantize(
     method: str,
     prepared: Path,
@@ -456,9 +381,9 @@ def quantize_model(
         events = _profiled_run(source, target, _feeds(original, rows), workdir)
         source_ops = {n.name: n.op_type for n in onnx.load(str(prepared)).graph.node if n.name}
         if method == "float16":
-            quantized, floats = _census_float16(target, source_ops)
+            quantized, floats = float16_census(target, source_ops)
         else:
-            quantized, floats = _census_int8(events, source_ops)
+            quantized, floats = int8_census(events, source_ops)
     return QuantizationResult(
         method=method,
         per_channel=per_channel,

@@ -62,4 +62,6 @@ def validate_optimization(spec: OptimizeSpec, parent: Parent) -> None:
             assert parent.classes is not None  # resolve refuses a teacher without logits
             check_student(student, sample_input(parent), parent.classes)
     if isinstance(spec, PruneSpec) and spec.method == "structured":
-        prune_structured(rebuild(parent), spec.amount, sample_input(parent))
+        prune_structured(
+            rebuild(parent), spec.amount, sample_input(parent), multiple=spec.channel_multiple
+        )

@@ -290,10 +290,12 @@ class _JobFamilies:
                 log.warning("could not read the jobs for metrics: %s", exc.message)
                 return
             self._read_at_s = time.monotonic()
-            by_state = gauge_family("maas_jobs", "Training jobs by state.", ["state"])
+            by_state = gauge_family(
+                "maas_jobs", "Jobs (training and optimisation) by state.", ["state"]
+            )
             for state in JOB_STATES:
                 by_state.add_metric([state], counts.get(state, 0))
-            running = gauge_family("maas_jobs_running", "Training jobs running now.", [])
+            running = gauge_family("maas_jobs_running", "Jobs running now.", [])
             running.add_metric([], counts.get("running", 0))
             epochs = histogram_family(
                 "maas_job_epoch_duration_seconds", "Seconds per training epoch.", []

@@ -30,7 +30,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     registry.upgrade()
     spec = {
         "model_name": "digits",
-        "model": {"name": "cnn", "options": {"channels": [16, 32]}},
+        "model": {"name": "cnn", "options": {"channels": [32, 64]}},
         "hyperparameters": {"epochs": 8, "seed": 3},
     }
     train_job(registry, parse_spec(spec))

@@ -25,7 +25,7 @@ def trained(registry: Registry, tmp_path: Path) -> Registry:
     v1 (an ONNX upload: no TorchScript weights, no training data)."""
     spec = {
         "model_name": "digits",
-        "model": {"options": {"hidden": [16]}},
+        "model": {"options": {"hidden": [64]}},
         "hyperparameters": {"epochs": 1},
     }
     train_job(registry, parse_spec(spec))

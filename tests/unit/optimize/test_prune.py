@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from maas.errors import InvalidInputError
+from maas.optimize import channels, prune, widths
 from maas.optimize.prune import apply_structure, prune_structured, prune_unstructured
+from maas.optimize.spec import PruneSpec
 from maas.training.datasets import Dataset, load_digits
 from maas.training.export import export_onnx, export_torchscript
 from maas.training.trainer import TrainConfig, predict_logits, train
@@ -40,14 +43,23 @@ def _weight_bytes(path: Path) -> int:
     )
 
 
-@pytest.mark.parametrize("amount", [0.3, 0.5])
+def _matches_its_export(model: nn.Module, sample: torch.Tensor, path: Path) -> None:
+    export_onnx(model, sample, path, output_names=("logits", "label"))
+    logits, label = model(sample)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_logits, onnx_label = session.run(["logits", "label"], {"input": sample.numpy()})
+    np.testing.assert_allclose(onnx_logits, logits.detach().numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(onnx_label, label.numpy())
+
+
+@pytest.mark.parametrize(("amount", "multiple"), [(0.3, 8), (0.5, 8), (0.5, 1)])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_structured_shrinks_the_model_and_its_onnx_export(
-    family: str, amount: float, sample: torch.Tensor, tmp_path: Path
+    family: str, amount: float, multiple: int, sample: torch.Tensor, tmp_path: Path
 ) -> None:
     head = _head(family)
     export_onnx(head, sample, tmp_path / "before.onnx", output_names=("logits", "label"))
-    result = prune_structured(head, amount, sample)
+    result = prune_structured(head, amount, sample, multiple=multiple)
 
     assert result.parameters_before == parameter_count(_head(family))
     assert result.parameters_after == parameter_count(head)
@@ -58,19 +70,79 @@ def test_structured_shrinks_the_model_and_its_onnx_export(
         producer = head.get_submodule(layer["layer"])
         assert isinstance(producer, nn.Conv2d | nn.Linear)
         assert layer["after"] == producer.weight.shape[0] < layer["before"], layer
+        assert layer["after"] % multiple == 0, layer
     logits, label = head(sample)
     assert logits.shape == (16, 10) and label.shape == (16,)
 
-    export_onnx(head, sample, tmp_path / "after.onnx", output_names=("logits", "label"))
+    _matches_its_export(head, sample, tmp_path / "after.onnx")
     kept = result.parameters_after / result.parameters_before
     weights = _weight_bytes(tmp_path / "after.onnx") / _weight_bytes(tmp_path / "before.onnx")
     size = (tmp_path / "after.onnx").stat().st_size / (tmp_path / "before.onnx").stat().st_size
     assert abs(weights - kept) < 0.02, f"weights {weights:.3f} vs parameters {kept:.3f}"
     assert size < kept + 0.1, f"file {size:.3f} vs parameters {kept:.3f}"
-    session = ort.InferenceSession(str(tmp_path / "after.onnx"), providers=["CPUExecutionProvider"])
-    onnx_logits, onnx_label = session.run(["logits", "label"], {"input": sample.numpy()})
-    np.testing.assert_allclose(onnx_logits, logits.detach().numpy(), rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(onnx_label, label.numpy())
+
+
+@pytest.mark.parametrize(
+    ("family", "multiple", "structure", "removed"),
+    [
+        ("mlp", 1, {"model.1": 78, "model.3": 39}, 0.504),  # the exact uniform fraction
+        ("mlp", 8, {"model.1": 80, "model.3": 32}, 0.529),
+        ("cnn", 1, {"model.1": 22, "model.5": 44}, 0.514),
+        ("cnn", 8, {"model.1": 24, "model.5": 40}, 0.519),  # rounding alone: 24/48 0.43, 16/32 0.74
+        ("cnn", 16, {"model.1": 16, "model.5": 48}, 0.606),  # the least of {16,32} x {16..64}
+        ("resnet", 16, {"model.5.body.0": 16, "model.6.body.0": 16}, 0.624),  # 16 wide: kept
+    ],
+)
+def test_widths_are_multiples_that_remove_the_amount_with_little_overshoot(
+    family: str, multiple: int, structure: dict[str, int], removed: float, sample: torch.Tensor
+) -> None:
+    result = prune_structured(_head(family), 0.5, sample, multiple=multiple)
+    assert result.structure == structure
+    assert round(1 - result.parameters_after / result.parameters_before, 3) == removed
+
+
+def test_the_default_multiple_is_sixteen_in_the_pruner_and_the_job_spec(
+    sample: torch.Tensor,
+) -> None:
+    default = inspect.signature(prune_structured).parameters["multiple"].default
+    assert default == PruneSpec.model_fields["channel_multiple"].default == 16
+    assert prune_structured(_head("cnn"), 0.5, sample).structure == {"model.1": 16, "model.5": 48}
+
+
+def test_the_modules_name_their_public_names() -> None:
+    assert prune.__all__ == [
+        "PruningResult",
+        "apply_structure",
+        "prune_structured",
+        "prune_unstructured",
+    ]
+    assert channels.__all__ == [
+        "Group",
+        "find_groups",
+        "get_layer",
+        "get_norm",
+        "shrink",
+        "strongest",
+    ]
+    assert widths.__all__ == ["count_parameters", "kept_widths"]
+
+
+def test_a_layer_not_wider_than_the_multiple_keeps_its_width(sample: torch.Tensor) -> None:
+    head = ClassifierHead(build_model("cnn", (64,), 10, {"channels": [8, 64]}, seed=0))
+    result = prune_structured(head, 0.3, sample, multiple=8)
+    assert list(result.structure) == ["model.5"] and result.structure["model.5"] % 8 == 0
+    assert head.get_submodule("model.1").out_channels == 8
+    with pytest.raises(InvalidInputError, match=r"^amount: .* at most 0\.00 .* multiples of 64"):
+        prune_structured(_head("cnn"), 0.3, sample, multiple=64)
+
+
+@pytest.mark.parametrize("multiple", [0, -8, True, 8.0])
+def test_multiples_that_are_not_positive_integers_are_refused(
+    multiple: int, sample: torch.Tensor
+) -> None:
+    with pytest.raises(InvalidInputError, match=r"^multiple: ") as caught:
+        prune_structured(_head("mlp"), 0.5, sample, multiple=multiple)
+    assert caught.value.details["field"] == "multiple"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -86,29 +158,39 @@ def test_apply_structure_rebuilds_the_pruned_model(family: str, sample: torch.Te
 
 
 def test_resnet_prunes_only_the_inner_block_channels(sample: torch.Tensor) -> None:
-    result = prune_structured(_head("resnet"), 0.5, sample)
+    result = prune_structured(_head("resnet"), 0.5, sample, multiple=8)
     assert sorted(result.structure) == ["model.4.body.0", "model.5.body.0", "model.6.body.0"]
     assert result.to_dict()["layers"][0] == {"layer": "model.4.body.0", "before": 16, "after": 8}
 
 
 def test_pruning_leaves_modes_and_statistics_alone(sample: torch.Tensor, tmp_path: Path) -> None:
     head = _head("cnn").train()
-    prune_structured(head, 0.5, sample)
+    prune_structured(head, 0.5, sample, multiple=8)
     assert all(m.training for m in head.modules())
     norm = head.get_submodule("model.2")
-    assert isinstance(norm, nn.BatchNorm2d) and norm.num_features == 22
+    assert isinstance(norm, nn.BatchNorm2d) and norm.num_features == 24
     assert norm.running_mean is not None and not norm.running_mean.any()  # no train-mode pass
     assert norm.num_batches_tracked is not None and int(norm.num_batches_tracked) == 0
     export_torchscript(head, sample, tmp_path / "pruned.pt")
 
 
-def test_an_unreachable_amount_is_refused_with_the_maximum(sample: torch.Tensor) -> None:
+@pytest.mark.parametrize(
+    ("multiple", "refusal"),
+    [
+        (1, "at most 0.93 of this model's parameters (asked 0.95)"),
+        (8, "at most 0.78 of this model's parameters with widths in multiples of 8 (asked 0.95)"),
+        (16, "at most 0.62 of this model's parameters with widths in multiples of 16 (asked 0.95)"),
+    ],
+)
+def test_an_unreachable_amount_is_refused_with_the_maximum(
+    multiple: int, refusal: str, sample: torch.Tensor
+) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        prune_structured(_head("resnet"), 0.95, sample)
-    assert caught.value.message.startswith(
-        "amount: channel pruning can remove at most 0.93 of this model's parameters"
-    )
+        prune_structured(_head("resnet"), 0.95, sample, multiple=multiple)
+    assert caught.value.message.startswith(f"amount: channel pruning can remove {refusal}")
     assert caught.value.details["field"] == "amount"
+    most = float(refusal.split()[2])
+    prune_structured(_head("resnet"), most, sample, multiple=multiple)  # the maximum is reachable
 
 
 @pytest.mark.parametrize("structured", [True, False])
@@ -149,12 +231,26 @@ class _Shared(nn.Module):
         return self.square(self.square(self.first(x)).relu())  # type: ignore[no-any-return]
 
 
+class _SharedNorm(nn.Module):
+    """A batch norm reached from two call sites holds state both share: not prunable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(64, 16), nn.Linear(16, 16)
+        self.norm, self.head = nn.BatchNorm1d(16), nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.norm(self.second(self.norm(self.first(x)).relu()))
+        return self.head(hidden.relu())  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize(
     ("model", "reason"),
     [
         (_Branchy(), "method: structured pruning needs a model torch.fx can trace"),
         (nn.Sequential(nn.Linear(64, 10)), "method: structured pruning found no prunable"),
         (_Shared(), "method: structured pruning found no prunable"),
+        (_SharedNorm(), "method: structured pruning found no prunable"),
     ],
 )
 def test_a_model_without_prunable_channels_is_refused(
@@ -182,9 +278,64 @@ class _Functional(nn.Module):
 
 def test_functional_channelwise_ops_are_followed(sample: torch.Tensor) -> None:
     model = _Functional()
-    result = prune_structured(model, 0.4, sample)
+    result = prune_structured(model, 0.4, sample, multiple=1)
     assert result.structure == {"conv": 14}
     assert model(sample).shape == (16, 10)
+
+
+class _TorchvisionBlock(nn.Module):
+    """torchvision's BasicBlock: one ``self.relu`` called twice, a downsample shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)  # type: ignore[no-any-return]
+
+
+def _torchvision_resnet(seed: int = 0) -> nn.Module:
+    """A tiny torchvision-layout ResNet on digits (the benchmark's cnn, shrunk)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 16, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(inplace=True),
+        _TorchvisionBlock(16, 16, 1),
+        _TorchvisionBlock(16, 32, 2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    )
+
+
+def test_a_stateless_module_reused_at_two_call_sites_is_followed(
+    sample: torch.Tensor, tmp_path: Path
+) -> None:
+    head = ClassifierHead(_torchvision_resnet()).eval()
+    result = prune_structured(head, 0.4, sample, multiple=8)
+    assert result.structure == {"model.4.conv1": 8, "model.5.conv1": 16}  # 16, 32 before
+    assert result.parameters_after <= 0.6 * result.parameters_before
+    logits, label = head(sample)
+    assert logits.shape == (16, 10) and label.shape == (16,)
+    _matches_its_export(head, sample, tmp_path / "pruned.onnx")
+    rebuilt = ClassifierHead(_torchvision_resnet(seed=1))
+    apply_structure(rebuilt, result.structure, sample)
+    rebuilt.load_state_dict(head.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(sample)[0], logits)
 
 
 def test_apply_structure_refuses_unknown_layers_and_widths(sample: torch.Tensor) -> None:

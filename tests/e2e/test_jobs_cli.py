@@ -74,22 +74,35 @@ def test_train_follows_the_job_to_a_registered_version(tmp_path: Path, home: Pat
 
 
 def test_detach_cancel_and_resume_from_the_checkpoint(tmp_path: Path, home: Path) -> None:
+    """The job is held at a gate (its model's forward waits while a file exists) once its
+    first checkpoint is written, so the cancel lands mid-training however slow the machine:
+    without the gate a loaded machine let the job finish first (it succeeded)."""
+    gate = tmp_path / "gate"
     spec = tmp_path / "resumable.yaml"
-    spec.write_text(RESUMABLE_SPEC)
-    out = ok(maas(tmp_path, "train", "-f", str(spec), "--detach", timeout_s=120))
+    spec.write_text(
+        RESUMABLE_SPEC.replace(
+            "model: {name: mlp, options: {hidden: [32]}}",
+            f"model: {{name: 'tests.e2e.gated_models:gated_mlp', options: {{gate: '{gate}'}}}}",
+        )
+    )
+    root = str(Path(__file__).resolve().parents[2])  # the worker imports the factory from here
+    out = ok(maas(tmp_path, "train", "-f", str(spec), "--detach", timeout_s=120, PYTHONPATH=root))
     assert "maas jobs follow 1" in out
     registry = open_registry(home)
     try:
         deadline = time.monotonic() + 120
         while registry.jobs.get(1).checkpoint_epoch < 1:
             assert time.monotonic() < deadline
-            time.sleep(0.1)
+            time.sleep(0.01)
+        gate.touch()
+        assert registry.jobs.get(1).state == "running"
     finally:
         registry.close()
     assert "stopping" in ok(maas(tmp_path, "jobs", "cancel", "1"))
+    gate.unlink()
     assert _wait_state(home, 1, {"cancelled", "failed", "succeeded"}) == "cancelled"
     assert "already cancelled" in one_error_line(maas(tmp_path, "jobs", "cancel", "1"))
-    resumed = ok(maas(tmp_path, "jobs", "resume", "1", timeout_s=300))
+    resumed = ok(maas(tmp_path, "jobs", "resume", "1", timeout_s=300, PYTHONPATH=root))
     assert "it resumes after epoch" in resumed
     assert "job 1 succeeded: registered slow version 1" in resumed
     logs = ok(maas(tmp_path, "jobs", "logs", "1"))

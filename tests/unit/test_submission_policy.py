@@ -8,9 +8,10 @@ import pytest
 
 from maas.config import Settings
 from maas.errors import InvalidInputError
+from maas.jobs.kinds import parse_job
 from maas.jobs.policy import SubmissionPolicy
 from maas.optimize.parents import Parent
-from maas.optimize.spec import QuantizeSpec, parse_job
+from maas.optimize.spec import QuantizeSpec
 from maas.training.spec import parse_spec
 
 

@@ -53,7 +53,7 @@ def _submit(
     detach: bool,
     quiet: bool,
 ) -> None:
-    from maas.optimize.spec import load_job, parse_job
+    from maas.jobs.kinds import load_job, parse_job
     from maas.training.spec import with_overrides
 
     document: dict[str, Any] = {}

@@ -15,9 +15,9 @@ import sys
 from typing import Any, Final
 
 from maas.errors import InvalidInputError, NotFoundError, UnavailableError
+from maas.jobs.kinds import AnyJobSpec, TrainSpec, job_epochs, parse_job
 from maas.jobs.policy import SubmissionPolicy
 from maas.optimize.parents import Parent, VersionLookup, resolve
-from maas.optimize.spec import AnyJobSpec, TrainSpec, job_epochs, parse_job
 from maas.registry.entities import Job
 from maas.registry.service import Registry
 

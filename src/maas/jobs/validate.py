@@ -18,8 +18,8 @@ import traceback
 from typing import Any, Final
 
 from maas.errors import InvalidInputError
+from maas.jobs.kinds import TrainSpec, parse_job
 from maas.optimize.parents import Parent
-from maas.optimize.spec import TrainSpec, parse_job
 from maas.training.spec import validate_spec
 
 _UNEXPECTED: Final = (

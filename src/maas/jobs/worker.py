@@ -29,8 +29,8 @@ import torch
 
 from maas.config import Settings
 from maas.errors import MaasError, describe
+from maas.jobs.kinds import TrainSpec, parse_job
 from maas.optimize.jobs import run_optimization
-from maas.optimize.spec import TrainSpec, parse_job
 from maas.registry.entities import Job
 from maas.registry.jobs import JobBook
 from maas.registry.service import Registry

@@ -1,56 +1,36 @@
 """The optimisation job specs: quantise, prune or distil a registered version into a new one.
 
-A job document names its ``kind``; ``parse_job`` reads any kind, training included, so every
-route (CLI flags, a spec file, ``POST /api/jobs``) refuses a bad document with the same
-message, which starts with the field path and carries it in ``details["field"]``. Torch-free:
-the server parses these.
+Documents of every kind are read by ``maas.jobs.kinds.parse_job``, so every route (CLI flags,
+a spec file, ``POST /api/jobs``) refuses a bad one with the same message, which starts with
+the field path and carries it in ``details["field"]``. Torch-free: the server parses these.
 
 Fields left out that the parent knows are filled in at submission (``maas.optimize.parents``):
 the data sets default to the parent's training data, ``split_seed`` to the parent's seed, so
 the report's held-out rows are rows the parent never trained on.
 
->>> parse_job({"kind": "quantize", "parent": "digits:3", "method": "static"}).method
+>>> QuantizeSpec(kind="quantize", parent="digits:3", method="static").method
 'static'
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Annotated, Any, Final, Literal, TypeAlias
+from typing import Annotated, Final, Literal, TypeAlias
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from maas.errors import InvalidInputError
 from maas.training.spec import (
     _MODEL_NAME,
     _VERSION_REF,
-    DATASET_PATH_FIELDS,
     DatasetSpec,
     Hyperparameters,
     JobSpec,
     ModelSpec,
-    _document_of,
-    _refusal,
     _Strict,
 )
 
-__all__ = [
-    "JOB_KINDS",
-    "AnyJobSpec",
-    "DistillSpec",
-    "OptimizeSpec",
-    "PruneSpec",
-    "QuantizeSpec",
-    "TrainSpec",
-    "dataset_fields",
-    "job_epochs",
-    "load_job",
-    "parse_job",
-    "source",
-]
+__all__ = ["DistillSpec", "OptimizeSpec", "PruneSpec", "QuantizeSpec", "dataset_fields", "source"]
 
-JOB_KINDS: Final[tuple[str, ...]] = ("train", "quantize", "prune", "distill")
 _VERSION: Final = re.compile(f"{_MODEL_NAME}:{_VERSION_REF}")
 
 
@@ -60,12 +40,6 @@ def _version_ref(value: str) -> str:
             f"expected NAME:VERSION or NAME:ALIAS (e.g. digits:3, digits:production), got {value!r}"
         )
     return value
-
-
-class TrainSpec(JobSpec):
-    """A training job (``maas.training.spec.JobSpec``) tagged with its kind."""
-
-    kind: Literal["train"] = "train"
 
 
 class _Optimize(_Strict):
@@ -175,39 +149,6 @@ class DistillSpec(_Optimize):
 
 
 OptimizeSpec: TypeAlias = QuantizeSpec | PruneSpec | DistillSpec
-AnyJobSpec: TypeAlias = TrainSpec | OptimizeSpec
-_ADAPTER: Final = TypeAdapter[AnyJobSpec](Annotated[AnyJobSpec, Field(discriminator="kind")])
-
-
-def parse_job(document: dict[str, Any]) -> AnyJobSpec:
-    """Validate a job document of any kind (``kind`` defaults to ``train``)."""
-    if not isinstance(document, dict):
-        raise InvalidInputError(
-            f"spec: expected a mapping, got {type(document).__name__}", {"field": "spec"}
-        )
-    kind = document.get("kind", "train")
-    if kind not in JOB_KINDS:
-        raise InvalidInputError(
-            f"kind: unknown job kind {kind!r}; choose one of {', '.join(JOB_KINDS)}",
-            {"field": "kind"},
-        )
-    try:
-        return _ADAPTER.validate_python({**document, "kind": kind})
-    except ValidationError as error:
-        raise _without_kind_tag(_refusal(error)) from None
-
-
-def _without_kind_tag(error: InvalidInputError) -> InvalidInputError:
-    """Pydantic prefixes a tagged union's field paths with the tag (``quantize.method``)."""
-    problems = []
-    for problem in error.details.get("errors", []):
-        field = str(problem["field"])
-        head, _, rest = field.partition(".")
-        problems.append({**problem, "field": rest if head in JOB_KINDS and rest else field})
-    if not problems:
-        return error
-    text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return InvalidInputError(text, {"field": problems[0]["field"], "errors": problems})
 
 
 def source(spec: OptimizeSpec) -> tuple[str, str]:
@@ -221,28 +162,3 @@ def dataset_fields(spec: JobSpec | OptimizeSpec) -> dict[str, DatasetSpec]:
     """The spec's data sets by field name (``dataset``, ``calibration``, ``evaluation``)."""
     names = ("dataset", "calibration", "evaluation")
     return {n: d for n in names if isinstance(d := getattr(spec, n, None), DatasetSpec)}
-
-
-def job_epochs(spec: AnyJobSpec) -> int:
-    """How many epochs the job will train (its progress bar); 0 when it trains none."""
-    if isinstance(spec, TrainSpec | DistillSpec):
-        return spec.hyperparameters.epochs
-    if isinstance(spec, PruneSpec) and spec.fine_tune is not None:
-        return spec.fine_tune.epochs
-    return 0
-
-
-def load_job(path: Path) -> AnyJobSpec:
-    """Read a job file of any kind; relative data set paths are taken from its folder."""
-    spec = parse_job(_document_of(path))
-    base = path.resolve().parent
-    updates = {}
-    for field, dataset in dataset_fields(spec).items():
-        paths = {
-            name: base / value
-            for name in DATASET_PATH_FIELDS
-            if (value := getattr(dataset, name)) is not None and not value.is_absolute()
-        }
-        if paths:
-            updates[field] = dataset.model_copy(update=paths)
-    return spec.model_copy(update=updates) if updates else spec

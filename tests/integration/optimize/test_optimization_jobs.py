@@ -11,8 +11,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from maas.jobs.kinds import parse_job
 from maas.optimize.jobs import run_optimization
-from maas.optimize.spec import OptimizeSpec, parse_job
+from maas.optimize.spec import OptimizeSpec
 from maas.registry import Registry
 from maas.registry.entities import ModelVersion
 from maas.registry.gate import failed_rules

@@ -22,7 +22,8 @@ class _Gated(nn.Module):
         self.gate = gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.compiler.is_exporting() and not torch.jit.is_tracing():
+        tracing = torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]  # untyped
+        if not torch.compiler.is_exporting() and not tracing:
             while self.gate.exists():
                 time.sleep(0.01)
         result: torch.Tensor = self.inner(x)

@@ -12,6 +12,7 @@ from maas.jobs.kinds import parse_job
 from maas.jobs.policy import SubmissionPolicy
 from maas.optimize.parents import Parent
 from maas.optimize.spec import QuantizeSpec
+from maas.training.language.spec import LanguageModelSpec
 from maas.training.spec import parse_spec
 
 
@@ -130,3 +131,22 @@ def test_a_students_and_a_parents_factory_must_come_from_allowed_packages() -> N
         policy.apply(pruning, _parent("other.nets:big"))
     assert caught.value.details["field"] == "parent"
     assert policy.apply(pruning, _parent("mypkg.nets:big")) == pruning
+
+
+def test_a_language_models_corpus_must_lie_in_a_data_folder(tmp_path: Path) -> None:
+    allowed = tmp_path / "data"
+    allowed.mkdir()
+    policy = SubmissionPolicy(data_dirs=(allowed.resolve(),), factory_modules=())
+    inside = parse_job(
+        {"kind": "language-model", "corpus": {"kind": "text", "path": str(allowed / "t.txt")}}
+    )
+    assert isinstance(inside, LanguageModelSpec)
+    assert policy.apply(inside).corpus.path == (allowed / "t.txt").resolve()
+    outside = parse_job(
+        {"kind": "language-model", "corpus": {"kind": "text", "path": str(tmp_path / "t.txt")}}
+    )
+    with pytest.raises(InvalidInputError) as caught:
+        policy.apply(outside)
+    assert caught.value.details["field"] == "corpus.path"
+    builtin = parse_job({"kind": "language-model"})
+    assert policy.apply(builtin) == builtin

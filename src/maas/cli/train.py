@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from maas.cli.console import console
+from maas.cli.console import console, fail
 from maas.cli.follow import TERMINAL, follow_job
 from maas.cli.options import DETACH_OPTION, QUIET_OPTION
 from maas.cli.target import Target, describe, open_target
@@ -37,6 +37,9 @@ def _what(job: Job) -> str:
         return f"quantize {spec['parent']}, {spec['method']}"
     if kind == "prune":
         return f"prune {spec['parent']}, {spec['method']} {spec['amount']:g}"
+    if kind == "language-model":
+        architecture, steps = spec["model"]["architecture"], spec["hyperparameters"]["steps"]
+        return f"language model {architecture} on a {spec['corpus']['kind']} corpus, {steps} steps"
     if kind == "distill":
         return f"distill {spec['teacher']} into {spec['student']['name']}, {job.epochs} epochs"
     return f"{spec['model']['name']} on {spec['dataset']['kind']}, {job.epochs} epochs"
@@ -121,13 +124,22 @@ def train(
     detaches without cancelling. A spec file (-f) can train mlp, cnn, resnet or your own
     package.module:factory on digits, an .npz file (x, y), a CSV file (a label column) or
     an image folder (one sub-folder per class), with SGD/Adam/AdamW, step or cosine
-    schedules and early stopping. It is checked before anything runs: errors name the field.
+    schedules and early stopping. A spec file with "kind: language-model" trains a byte-level
+    BPE tokenizer and a small GPT-2 or Llama causal LM on a text corpus (maas's own, or a
+    UTF-8 file) and registers it as a Hugging Face folder (format hf; serving language models
+    is not built yet). It is checked before anything runs: errors name the field.
     With -q only the registered version number is printed (with -d, the job id).
     """
-    from maas.training.spec import load_spec, parse_spec, with_overrides
+    from maas.jobs.kinds import TrainSpec, load_job, parse_job
+    from maas.training.language.spec import LanguageModelSpec
+    from maas.training.spec import with_overrides
 
     if spec_file is not None:
-        document = load_spec(spec_file).model_dump(mode="json")
+        spec = load_job(spec_file)
+        if not isinstance(spec, TrainSpec | LanguageModelSpec):
+            fail(f"{spec_file} is a {spec.kind} job: submit it with 'maas optimize {spec.kind}'")
+        exclude = {"kind"} if isinstance(spec, TrainSpec) else None
+        document = spec.model_dump(mode="json", exclude=exclude)
     else:
         document = _document_from_flags(
             name=name,
@@ -140,6 +152,6 @@ def train(
         )
     if overrides:
         document = with_overrides(document, overrides, Path.cwd())
-        document = parse_spec(document).model_dump(mode="json")  # refuse a bad field here
+        parse_job(document)  # refuse a bad field here
     with open_target() as target:
         submit_and_follow(target, document, detach=detach, quiet=quiet)

@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from maas.errors import InvalidInputError
 from maas.optimize.spec import DistillSpec, PruneSpec, QuantizeSpec, dataset_fields
+from maas.training.language.spec import LanguageModelSpec
 from maas.training.spec import DATASET_PATH_FIELDS, JobSpec, _document_of, _refusal
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
     "parse_job",
 ]
 
-JOB_KINDS: Final[tuple[str, ...]] = ("train", "quantize", "prune", "distill")
+JOB_KINDS: Final[tuple[str, ...]] = ("train", "quantize", "prune", "distill", "language-model")
 
 
 class TrainSpec(JobSpec):
@@ -38,7 +39,7 @@ class TrainSpec(JobSpec):
     kind: Literal["train"] = "train"
 
 
-AnyJobSpec: TypeAlias = TrainSpec | QuantizeSpec | PruneSpec | DistillSpec
+AnyJobSpec: TypeAlias = TrainSpec | QuantizeSpec | PruneSpec | DistillSpec | LanguageModelSpec
 _ADAPTER: Final = TypeAdapter[AnyJobSpec](Annotated[AnyJobSpec, Field(discriminator="kind")])
 
 
@@ -74,7 +75,10 @@ def _without_kind_tag(error: InvalidInputError) -> InvalidInputError:
 
 
 def job_epochs(spec: AnyJobSpec) -> int:
-    """How many epochs the job will train (its progress bar); 0 when it trains none."""
+    """How many epochs the job will train (its progress bar); 0 when it trains none. A
+    language model trains one pass of ``steps`` optimiser steps."""
+    if isinstance(spec, LanguageModelSpec):
+        return 1
     if isinstance(spec, TrainSpec | DistillSpec):
         return spec.hyperparameters.epochs
     if isinstance(spec, PruneSpec) and spec.fine_tune is not None:
@@ -86,7 +90,11 @@ def load_job(path: Path) -> AnyJobSpec:
     """Read a job file of any kind; relative data set paths are taken from its folder."""
     spec = parse_job(_document_of(path))
     base = path.resolve().parent
-    updates = {}
+    updates: dict[str, Any] = {}
+    if isinstance(spec, LanguageModelSpec):
+        corpus = spec.corpus.path
+        if corpus is not None and not corpus.is_absolute():
+            updates["corpus"] = spec.corpus.model_copy(update={"path": base / corpus})
     for field, dataset in dataset_fields(spec).items():
         paths = {
             name: base / value

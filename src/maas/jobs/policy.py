@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from maas.config import Settings
 from maas.errors import InvalidInputError
 from maas.optimize.parents import Parent
 from maas.optimize.spec import DistillSpec, OptimizeSpec, dataset_fields
+from maas.training.language.spec import LanguageModelSpec
 from maas.training.spec import BUILTIN_MODELS, DATASET_PATH_FIELDS, DatasetSpec, JobSpec
 
 __all__ = ["SubmissionPolicy"]
@@ -26,10 +27,12 @@ __all__ = ["SubmissionPolicy"]
 _log = logging.getLogger(__name__)
 
 
-_Spec = TypeVar("_Spec", bound=JobSpec | OptimizeSpec)
+_Spec = TypeVar("_Spec", bound=JobSpec | OptimizeSpec | LanguageModelSpec)
 
 
-def _factories(spec: JobSpec | OptimizeSpec, parent: Parent | None) -> list[tuple[str, str]]:
+def _factories(
+    spec: JobSpec | OptimizeSpec | LanguageModelSpec, parent: Parent | None
+) -> list[tuple[str, str]]:
     """(field, model name) of every network the job builds."""
     found = []
     if isinstance(spec, JobSpec):
@@ -67,42 +70,47 @@ class SubmissionPolicy:
             self._check_factory(name, field)
         if self.data_dirs is None:
             return spec
-        updates = {
+        updates: dict[str, Any] = {
             field: self._resolved(field, dataset) for field, dataset in dataset_fields(spec).items()
         }
+        if isinstance(spec, LanguageModelSpec) and spec.corpus.path is not None:
+            path = self._allowed("corpus.path", spec.corpus.path)
+            updates["corpus"] = spec.corpus.model_copy(update={"path": path})
         return cast(_Spec, spec.model_copy(update=updates))  # model_copy keeps the type
 
     def _resolved(self, field: str, dataset: DatasetSpec) -> DatasetSpec:
-        assert self.data_dirs is not None
-        updates = {}
-        for name in DATASET_PATH_FIELDS:
-            value = getattr(dataset, name)
-            if value is None:
-                continue
-            if self.require_absolute_paths and not Path(value).is_absolute():
-                raise InvalidInputError(
-                    f"{field}.{name}: {str(value)!r} must be an absolute path on the server "
-                    "(the CLI resolves a spec file's relative paths before submitting)",
-                    {"field": f"{field}.{name}"},
-                )
-            resolved = Path(value).resolve()
-            if not any(resolved.is_relative_to(folder) for folder in self.data_dirs):
-                # The caller learns which of its paths is refused, never the server's folders.
-                _log.info(
-                    "job refused: %s.%s %s resolves to %s, outside %s",
-                    field,
-                    name,
-                    value,
-                    resolved,
-                    ", ".join(str(folder) for folder in self.data_dirs),
-                )
-                raise InvalidInputError(
-                    f"{field}.{name}: {value} is outside the folders this server lets jobs "
-                    "read (the server's MAAS_JOB_DATA_DIRS sets them)",
-                    {"field": f"{field}.{name}"},
-                )
-            updates[name] = resolved
+        updates = {
+            name: self._allowed(f"{field}.{name}", value)
+            for name in DATASET_PATH_FIELDS
+            if (value := getattr(dataset, name)) is not None
+        }
         return dataset.model_copy(update=updates) if updates else dataset
+
+    def _allowed(self, field: str, value: Path) -> Path:
+        """``value`` resolved, when it lies below a data folder; else refused naming ``field``."""
+        assert self.data_dirs is not None
+        if self.require_absolute_paths and not Path(value).is_absolute():
+            raise InvalidInputError(
+                f"{field}: {str(value)!r} must be an absolute path on the server "
+                "(the CLI resolves a spec file's relative paths before submitting)",
+                {"field": field},
+            )
+        resolved = Path(value).resolve()
+        if not any(resolved.is_relative_to(folder) for folder in self.data_dirs):
+            # The caller learns which of its paths is refused, never the server's folders.
+            _log.info(
+                "job refused: %s %s resolves to %s, outside %s",
+                field,
+                value,
+                resolved,
+                ", ".join(str(folder) for folder in self.data_dirs),
+            )
+            raise InvalidInputError(
+                f"{field}: {value} is outside the folders this server lets jobs "
+                "read (the server's MAAS_JOB_DATA_DIRS sets them)",
+                {"field": field},
+            )
+        return resolved
 
     def _check_factory(self, name: str, field: str) -> None:
         if self.factory_modules is None or name in BUILTIN_MODELS:

@@ -20,6 +20,7 @@ from maas.jobs.policy import SubmissionPolicy
 from maas.optimize.parents import Parent, VersionLookup, resolve
 from maas.registry.entities import Job
 from maas.registry.service import Registry
+from maas.training.language.spec import LanguageModelSpec
 
 __all__ = ["VALIDATION_TIMEOUT_S", "submit_job", "training_available", "validate_document"]
 
@@ -74,7 +75,7 @@ def validate_document(
     canonical document has no ``kind`` (training is the default kind)."""
     spec = parse_job(document)
     parent: Parent | None = None
-    if not isinstance(spec, TrainSpec):
+    if not isinstance(spec, TrainSpec | LanguageModelSpec):
         if registry is None:
             raise UnavailableError("optimisation jobs need the registry to resolve the parent")
         spec, parent = resolve(registry, spec)

@@ -20,6 +20,7 @@ from typing import Any, Final
 from maas.errors import InvalidInputError
 from maas.jobs.kinds import TrainSpec, parse_job
 from maas.optimize.parents import Parent
+from maas.training.language.spec import LanguageModelSpec
 from maas.training.spec import validate_spec
 
 _UNEXPECTED: Final = (
@@ -31,6 +32,11 @@ def _validate(job: dict[str, Any]) -> None:
     spec = parse_job(job["spec"])
     if isinstance(spec, TrainSpec):
         validate_spec(spec)
+        return
+    if isinstance(spec, LanguageModelSpec):
+        from maas.training.language.pipeline import validate_language_model
+
+        validate_language_model(spec)
         return
     from maas.optimize.validation import validate_optimization  # torch: only when needed
 

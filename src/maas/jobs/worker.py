@@ -34,6 +34,8 @@ from maas.optimize.jobs import run_optimization
 from maas.registry.entities import Job
 from maas.registry.jobs import JobBook
 from maas.registry.service import Registry
+from maas.training.language.pipeline import train_language_model
+from maas.training.language.spec import LanguageModelSpec
 from maas.training.pipeline import TrainingHooks, train_job
 from maas.training.trainer import EpochReport
 
@@ -151,6 +153,7 @@ def run_job(registry: Registry, job: Job, jobs_dir: Path) -> Job:
     path = checkpoint_path(jobs_dir, job.id)
     handler = _JobLogHandler(jobs, job.id)
     logger = logging.getLogger("maas")
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
@@ -165,6 +168,8 @@ def run_job(registry: Registry, job: Job, jobs_dir: Path) -> Job:
         )
         if isinstance(spec, TrainSpec):
             version = train_job(registry, spec, hooks=hooks)
+        elif isinstance(spec, LanguageModelSpec):
+            version = train_language_model(registry, spec, hooks)
         else:
             version = run_optimization(registry, spec, hooks)
     except JobCancelled:
@@ -180,6 +185,7 @@ def run_job(registry: Registry, job: Job, jobs_dir: Path) -> Job:
         return jobs.finish(job.id, "failed", error=said)
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)  # as it was: run_job also runs inside other processes (tests)
     scalars = {k: v for k, v in version.metrics.items() if isinstance(v, int | float)}
     return jobs.finish(job.id, "succeeded", version=version.version, metrics=scalars)
 

@@ -24,7 +24,6 @@ from maas.training.spec import (
     _VERSION_REF,
     DatasetSpec,
     Hyperparameters,
-    JobSpec,
     ModelSpec,
     _Strict,
 )
@@ -158,7 +157,7 @@ def source(spec: OptimizeSpec) -> tuple[str, str]:
     return "parent", spec.parent
 
 
-def dataset_fields(spec: JobSpec | OptimizeSpec) -> dict[str, DatasetSpec]:
+def dataset_fields(spec: object) -> dict[str, DatasetSpec]:
     """The spec's data sets by field name (``dataset``, ``calibration``, ``evaluation``)."""
     names = ("dataset", "calibration", "evaluation")
     return {n: d for n in names if isinstance(d := getattr(spec, n, None), DatasetSpec)}

@@ -59,7 +59,9 @@ def test_an_unexpected_exception_fails_the_job_in_one_line(
     registry.jobs.submit("m", _SPEC)
     job = registry.jobs.claim("here")
     assert job is not None
+    level = logging.getLogger("maas").level
     done = run_job(registry, job, settings.jobs_dir)
+    assert logging.getLogger("maas").level == level  # it once stayed at INFO, for the process
     assert done.state == "failed"
     assert done.error == (
         "the job failed unexpectedly: cannot open weights.bin (the job's worker.log says more)"

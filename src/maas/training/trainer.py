@@ -20,7 +20,15 @@ from torch import nn
 from maas.errors import InvalidInputError
 from maas.training.datasets import Dataset
 
-__all__ = ["EpochReport", "TrainConfig", "TrainingLoss", "predict_logits", "train"]
+__all__ = [
+    "EpochReport",
+    "TrainConfig",
+    "TrainingLoss",
+    "predict_logits",
+    "refuse_failed",
+    "resolve_device",
+    "train",
+]
 
 _CHOICES: Final[dict[str, tuple[Any, ...]]] = {
     "optimizer": ("adam", "sgd", "adamw"),
@@ -81,17 +89,26 @@ class TrainConfig:
             for name, choices in _CHOICES.items()
         ]
         checks.append(("device", self.device != "cuda" or torch.cuda.is_available(), "has no GPU"))
-        for name, ok, message in checks:
-            if not ok:
-                value = getattr(self, name)
-                raise InvalidInputError(
-                    f"{name} {message}, got {value!r}", {"field": name, "value": value}
-                )
+        refuse_failed(self, checks)
 
     def resolved_device(self) -> torch.device:
-        """``auto`` means CUDA when present, else CPU."""
-        cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
-        return torch.device("cuda" if cuda else "cpu")
+        return resolve_device(self.device)
+
+
+def refuse_failed(settings: object, checks: list[tuple[str, bool, str]]) -> None:
+    """``InvalidInputError`` for the first ``(field, ok, message)`` of ``settings`` not ok."""
+    for name, ok, message in checks:
+        if not ok:
+            value = getattr(settings, name)
+            raise InvalidInputError(
+                f"{name} {message}, got {value!r}", {"field": name, "value": value}
+            )
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` means CUDA when present, else CPU."""
+    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if cuda else "cpu")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from maas.errors import InvalidInputError
 from maas.training.language.chat import END_OF_TEXT
 from maas.training.language.model import context_length_of
+from maas.training.trainer import refuse_failed, resolve_device
 
 __all__ = ["EVAL_TOKENS", "LMEvaluation", "LMTrainConfig", "perplexity", "train_causal_lm"]
 
@@ -64,17 +65,10 @@ class LMTrainConfig:
             ("device", self.device in ("auto", "cpu", "cuda"), "must be auto, cpu or cuda"),
             ("device", self.device != "cuda" or torch.cuda.is_available(), "has no GPU"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                value = getattr(self, name)
-                raise InvalidInputError(
-                    f"{name} {message}, got {value!r}", {"field": name, "value": value}
-                )
+        refuse_failed(self, checks)
 
     def resolved_device(self) -> torch.device:
-        """``auto`` means CUDA when present, else CPU."""
-        cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
-        return torch.device("cuda" if cuda else "cpu")
+        return resolve_device(self.device)
 
 
 class LMEvaluation(TypedDict):
